@@ -1,0 +1,108 @@
+"""
+otel_segment: Segment Spec analytics from the telemetry a Python service already emits.
+
+Use a :class:`Client` directly, or the module-level API backed by a lazily built default
+client, as in segment-analytics-python::
+
+    import otel_segment
+    otel_segment.write_key = "..."
+    otel_segment.track("user-1", "Signed Up", {"plan": "pro"})
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from otel_segment import _default
+from otel_segment._version import __version__
+from otel_segment.batching import DeliveryError, QueueFullError, ShutdownError
+from otel_segment.client import Client, ClientClosedError, MessageTooLargeError
+from otel_segment.encoding import EncodingError
+from otel_segment.retry import RetryPolicy
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from otel_segment.batching import ErrorCallback
+    from otel_segment.client import Result
+
+__all__ = [
+    "Client",
+    "ClientClosedError",
+    "DeliveryError",
+    "EncodingError",
+    "MessageTooLargeError",
+    "QueueFullError",
+    "RetryPolicy",
+    "ShutdownError",
+    "__version__",
+    "alias",
+    "configure",
+    "default_client",
+    "flush",
+    "group",
+    "identify",
+    "join",
+    "page",
+    "screen",
+    "shutdown",
+    "track",
+]
+
+# Settings of the default client, as in segment-analytics-python; read when it is built.
+write_key: str | None = None
+host: str | None = None
+on_error: ErrorCallback | None = None
+debug: bool = False
+send: bool = True
+sync_mode: bool = False
+max_queue_size: int = 10_000
+gzip: bool = False
+timeout: float = 15.0
+max_retries: int = 10
+proxies: dict[str, str] | None = None
+upload_size: int | None = None
+upload_interval: float | None = None
+
+default_client: Client | None = None
+"""The client behind the module-level calls; ``None`` until first needed."""
+
+
+def _call(method: str) -> Callable[..., Result]:
+    def call(*args: Any, **kwargs: Any) -> Result:
+        result: Result = getattr(_default.get_client(), method)(*args, **kwargs)
+        return result
+
+    call.__name__ = call.__qualname__ = method
+    call.__doc__ = (
+        f"Send a ``{method}`` call through the default client (see :meth:`Client.{method}`)."
+    )
+    return call
+
+
+track = _call("track")
+identify = _call("identify")
+page = _call("page")
+screen = _call("screen")
+group = _call("group")
+alias = _call("alias")
+
+
+def configure(**client_kwargs: Any) -> Client:
+    """Build the default client from :class:`Client` keyword arguments and return it."""
+    return _default.configure(**client_kwargs)
+
+
+def flush(timeout: float | None = None) -> bool:
+    """Block until the default client delivered everything queued so far."""
+    return _default.get_client().flush(timeout)
+
+
+def shutdown(timeout: float | None = None) -> bool:
+    """Flush and stop the default client; a later call builds a fresh one."""
+    return _default.shutdown(timeout)
+
+
+def join(timeout: float | None = None) -> bool:
+    """segment-analytics-python's name for :func:`shutdown`."""
+    return shutdown(timeout)

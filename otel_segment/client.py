@@ -1,0 +1,551 @@
+"""
+The client: the six Segment calls, configuration, and the wiring of one pipeline.
+
+A call builds and validates a message (:mod:`otel_segment.messages`), encodes it once
+(:mod:`otel_segment.encoding`) and queues the bytes (:mod:`otel_segment.batching`); the
+caller's thread never touches the network unless ``sync_mode`` asks for it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Final, Self
+
+from opentelemetry import trace as otel_trace
+
+from otel_segment import messages
+from otel_segment.batching import BatchProcessor, ErrorCallback, in_pipeline
+from otel_segment.encoding import BatchEnvelope, dumps
+from otel_segment.retry import RetryPolicy
+from otel_segment.transport import HttpTransport
+
+if TYPE_CHECKING:
+    import datetime as dt
+    from types import TracebackType
+
+__all__ = [
+    "DEFAULT_HOST",
+    "ENV_HOST",
+    "ENV_WRITE_KEY",
+    "Client",
+    "ClientClosedError",
+    "MessageTooLargeError",
+    "in_pipeline",
+]
+
+_logger = logging.getLogger("otel_segment")
+
+ENV_WRITE_KEY: Final = "SEGMENT_WRITE_KEY"
+"""Environment variable read when no ``write_key`` is passed."""
+
+ENV_HOST: Final = "SEGMENT_HOST"
+"""Environment variable read when no ``host`` is passed."""
+
+DEFAULT_HOST: Final = "https://api.segment.io"
+"""Segment's HTTP Tracking API."""
+
+_MAX_SEGMENT_BATCH_BYTES: Final = 500 * 1024
+_MAX_SEGMENT_MESSAGE_BYTES: Final = 32 * 1024
+
+Id = str | int | float | None
+JSONMapping = Mapping[str, Any] | None
+Result = tuple[bool, messages.Message]
+
+
+class ClientClosedError(RuntimeError):
+    """A call was made on a client that was shut down."""
+
+
+class MessageTooLargeError(ValueError):
+    """A message is larger than ``max_message_bytes`` once encoded."""
+
+
+class Client:
+    """
+    Sends Segment Spec messages through one batching pipeline.
+
+    Args:
+        write_key: Segment source write key; default ``$SEGMENT_WRITE_KEY``.
+        host: API base URL; default ``$SEGMENT_HOST``, else ``https://api.segment.io``.
+        flush_at: Send once this many messages wait (a backlog is sent in larger
+            batches, up to *max_batch_bytes*). Alias: ``upload_size``.
+        flush_interval: A queued message waits at most this many seconds before its
+            batch is sent. Alias: ``upload_interval``.
+        max_queue_size: Messages held at most; beyond, calls return ``(False, msg)``.
+        max_batch_bytes: No request body is larger (Segment's limit is 500 KiB).
+        max_message_bytes: A larger message is rejected (Segment's limit is 32 KiB).
+        retry: The :class:`~otel_segment.RetryPolicy`.
+        max_retries: segment-analytics-python's name: retries after the first attempt.
+        default_context: Merged under every message's own context.
+        gzip: Compress request bodies.
+        timeout: Seconds for connecting and for each read of one request.
+        send: ``False`` builds and returns messages but sends nothing.
+        sync_mode: Send each message on the calling thread, with retries (serverless).
+        on_error: ``callable(exception, messages)`` for messages that will not arrive.
+        debug: Log the pipeline's work at DEBUG to stderr.
+        proxies: As for ``requests``.
+        verify: TLS verification: ``True``, ``False`` or a CA bundle path.
+        cert: Client certificate path or ``(cert, key)`` pair for mutual TLS.
+        spool: Reserved for the SQLite spool (durable delivery); must be ``None``.
+        max_in_flight: Requests under way at once.
+        exit_timeout: Seconds the queue may take to drain at interpreter exit.
+
+    Raises:
+        TypeError: An option has the wrong type.
+        ValueError: An option is out of range, or no write key is given or set.
+
+    .. versionadded:: 0.1.0
+    """
+
+    def __init__(
+        self,
+        write_key: str | None = None,
+        host: str | None = None,
+        *,
+        flush_at: int = 100,
+        flush_interval: float = 0.5,
+        max_queue_size: int = 10_000,
+        max_batch_bytes: int = _MAX_SEGMENT_BATCH_BYTES,
+        max_message_bytes: int = _MAX_SEGMENT_MESSAGE_BYTES,
+        retry: RetryPolicy | None = None,
+        default_context: Mapping[str, Any] | None = None,
+        gzip: bool = False,
+        timeout: float = 15.0,
+        send: bool = True,
+        sync_mode: bool = False,
+        on_error: ErrorCallback | None = None,
+        debug: bool = False,
+        proxies: dict[str, str] | None = None,
+        verify: bool | str = True,
+        cert: str | tuple[str, str] | None = None,
+        spool: str | os.PathLike[str] | None = None,
+        max_in_flight: int = 2,
+        exit_timeout: float = 5.0,
+        upload_size: int | None = None,
+        upload_interval: float | None = None,
+        max_retries: int | None = None,
+    ) -> None:
+        flush_at = _alias("flush_at", flush_at, 100, "upload_size", upload_size)
+        flush_interval = _alias(
+            "flush_interval", flush_interval, 0.5, "upload_interval", upload_interval
+        )
+        self.write_key = _write_key(write_key, required=send)
+        self.host = _host(host)
+        self.flush_at = _positive_int("flush_at", flush_at)
+        self.flush_interval = _seconds("flush_interval", flush_interval)
+        self.max_queue_size = _positive_int("max_queue_size", max_queue_size)
+        self.max_batch_bytes = _positive_int("max_batch_bytes", max_batch_bytes)
+        self.max_message_bytes = _positive_int("max_message_bytes", max_message_bytes)
+        self.retry = _retry(retry, max_retries)
+        self.gzip = _flag("gzip", gzip)
+        self.timeout = _seconds("timeout", timeout)
+        self.send = _flag("send", send)
+        self.sync_mode = _flag("sync_mode", sync_mode)
+        self.debug = _flag("debug", debug)
+        self.on_error = _callback(on_error)
+        self.proxies = proxies
+        self.verify = verify
+        self.cert = cert
+        self.max_in_flight = _positive_int("max_in_flight", max_in_flight)
+        self.exit_timeout = _seconds("exit_timeout", exit_timeout, allow_zero=True)
+        if spool is not None:
+            raise ValueError("spool= is not available yet; pass spool=None")
+        if default_context is not None and not isinstance(default_context, Mapping):
+            raise TypeError(
+                f"default_context must be a mapping, got {type(default_context).__name__}"
+            )
+        self.default_context = dict(default_context or {})
+        self._base_context = messages.merge_context(
+            self.default_context, {"library": messages.LIBRARY}
+        )
+        envelope = BatchEnvelope(self.write_key)
+        if self.max_message_bytes + envelope.overhead > self.max_batch_bytes:
+            raise ValueError(
+                f"max_message_bytes ({self.max_message_bytes}) plus the batch envelope "
+                f"({envelope.overhead} bytes) must fit in max_batch_bytes "
+                f"({self.max_batch_bytes})"
+            )
+        if debug:
+            _enable_debug_logging()
+        transport = HttpTransport(
+            self.write_key,
+            self.host,
+            gzip=self.gzip,
+            timeout=self.timeout,
+            proxies=proxies,
+            verify=verify,
+            cert=cert,
+        )
+        self._processor = BatchProcessor(
+            transport,
+            envelope,
+            policy=self.retry,
+            flush_at=self.flush_at,
+            flush_interval=self.flush_interval,
+            max_queue_size=self.max_queue_size,
+            max_batch_bytes=self.max_batch_bytes,
+            on_error=self.on_error,
+            max_in_flight=self.max_in_flight,
+            exit_timeout=self.exit_timeout,
+        )
+        self._closed = False
+
+    def __repr__(self) -> str:
+        """Show the endpoint and batching settings, never the write key."""
+        return (
+            f"Client(host={self.host!r}, flush_at={self.flush_at}, "
+            f"flush_interval={self.flush_interval}, sync_mode={self.sync_mode}, "
+            f"send={self.send}, closed={self._closed})"
+        )
+
+    # -- the six calls ---------------------------------------------------------------
+
+    def track(
+        self,
+        user_id: Id = None,
+        event: str | None = None,
+        properties: JSONMapping = None,
+        context: JSONMapping = None,
+        timestamp: dt.datetime | None = None,
+        anonymous_id: Id = None,
+        integrations: JSONMapping = None,
+        message_id: str | None = None,
+    ) -> Result:
+        """
+        Record that a user did *event*.
+
+        Returns:
+            ``(accepted, message)``: whether the message was queued (or, in
+            ``sync_mode``, delivered), and the message as it goes on the wire
+            (values JSON cannot hold appear as given; the wire has them converted).
+
+        Raises:
+            TypeError: A field has the wrong type.
+            ValueError: *event* is empty, or neither *user_id* nor *anonymous_id* is given.
+            ClientClosedError: The client was shut down.
+        """
+        return self._send(
+            messages.track,
+            user_id=user_id,
+            anonymous_id=anonymous_id,
+            event=event,
+            properties=properties,
+            context=context,
+            timestamp=timestamp,
+            integrations=integrations,
+            message_id=message_id,
+        )
+
+    def identify(
+        self,
+        user_id: Id = None,
+        traits: JSONMapping = None,
+        context: JSONMapping = None,
+        timestamp: dt.datetime | None = None,
+        anonymous_id: Id = None,
+        integrations: JSONMapping = None,
+        message_id: str | None = None,
+    ) -> Result:
+        """Tie a user to their *traits*; returns ``(accepted, message)`` like :meth:`track`."""
+        return self._send(
+            messages.identify,
+            user_id=user_id,
+            anonymous_id=anonymous_id,
+            traits=traits,
+            context=context,
+            timestamp=timestamp,
+            integrations=integrations,
+            message_id=message_id,
+        )
+
+    def page(
+        self,
+        user_id: Id = None,
+        category: str | None = None,
+        name: str | None = None,
+        properties: JSONMapping = None,
+        context: JSONMapping = None,
+        timestamp: dt.datetime | None = None,
+        anonymous_id: Id = None,
+        integrations: JSONMapping = None,
+        message_id: str | None = None,
+    ) -> Result:
+        """Record a web page view; returns ``(accepted, message)`` like :meth:`track`."""
+        return self._send(
+            messages.page,
+            user_id=user_id,
+            anonymous_id=anonymous_id,
+            category=category,
+            name=name,
+            properties=properties,
+            context=context,
+            timestamp=timestamp,
+            integrations=integrations,
+            message_id=message_id,
+        )
+
+    def screen(
+        self,
+        user_id: Id = None,
+        category: str | None = None,
+        name: str | None = None,
+        properties: JSONMapping = None,
+        context: JSONMapping = None,
+        timestamp: dt.datetime | None = None,
+        anonymous_id: Id = None,
+        integrations: JSONMapping = None,
+        message_id: str | None = None,
+    ) -> Result:
+        """Record an app screen view; returns ``(accepted, message)`` like :meth:`track`."""
+        return self._send(
+            messages.screen,
+            user_id=user_id,
+            anonymous_id=anonymous_id,
+            category=category,
+            name=name,
+            properties=properties,
+            context=context,
+            timestamp=timestamp,
+            integrations=integrations,
+            message_id=message_id,
+        )
+
+    def group(
+        self,
+        user_id: Id = None,
+        group_id: Id = None,
+        traits: JSONMapping = None,
+        context: JSONMapping = None,
+        timestamp: dt.datetime | None = None,
+        anonymous_id: Id = None,
+        integrations: JSONMapping = None,
+        message_id: str | None = None,
+    ) -> Result:
+        """Put a user in *group_id*; returns ``(accepted, message)`` like :meth:`track`."""
+        return self._send(
+            messages.group,
+            user_id=user_id,
+            anonymous_id=anonymous_id,
+            group_id=group_id,
+            traits=traits,
+            context=context,
+            timestamp=timestamp,
+            integrations=integrations,
+            message_id=message_id,
+        )
+
+    def alias(
+        self,
+        previous_id: Id = None,
+        user_id: Id = None,
+        context: JSONMapping = None,
+        timestamp: dt.datetime | None = None,
+        integrations: JSONMapping = None,
+        message_id: str | None = None,
+    ) -> Result:
+        """Merge *previous_id* into *user_id*; returns ``(accepted, message)``."""
+        return self._send(
+            messages.alias,
+            previous_id=previous_id,
+            user_id=user_id,
+            context=context,
+            timestamp=timestamp,
+            integrations=integrations,
+            message_id=message_id,
+        )
+
+    def message(self, type: str, **fields: Any) -> Result:
+        """
+        Send a message of *type* (``"track"``, ``"identify"`` ...) from keyword *fields*.
+
+        The entry point for sources that decide the type at run time (log records,
+        spans); the fields are those of the matching call.
+
+        Raises:
+            ValueError: *type* is not one of the six Segment calls.
+        """
+        builder = _BUILDERS.get(type)
+        if builder is None:
+            raise ValueError(
+                f"type must be one of {', '.join(messages.MESSAGE_TYPES)}, got {type!r}"
+            )
+        return self._send(builder, **fields)
+
+    # -- the pipeline ----------------------------------------------------------------
+
+    def _send(self, builder: Callable[..., messages.Message], **fields: Any) -> Result:
+        if self._closed:
+            raise ClientClosedError("this client was shut down; create a new one")
+        try:
+            msg = builder(self._base_context, **fields)
+            span = otel_trace.get_current_span().get_span_context()
+            if span.is_valid and "trace" not in msg["context"]:
+                msg["context"]["trace"] = {
+                    "trace_id": format(span.trace_id, "032x"),
+                    "span_id": format(span.span_id, "016x"),
+                }
+            data = dumps(msg)
+        except (TypeError, ValueError):
+            self._processor.count_rejected()
+            raise
+        if len(data) > self.max_message_bytes:
+            error = MessageTooLargeError(
+                f"{msg['type']} message is {len(data)} bytes encoded; "
+                f"max_message_bytes is {self.max_message_bytes}"
+            )
+            self._processor.reject(msg, error)
+            return False, msg
+        if not self.send:
+            return True, msg
+        if self.sync_mode:
+            return self._processor.send_now(data), msg
+        return self._processor.enqueue(data), msg
+
+    def reject(self, error: Exception) -> None:
+        """Count a message a source could not build (shows in ``stats()["rejected"]``)."""
+        self._processor.count_rejected()
+        _logger.warning("message rejected: %s", error)
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """
+        Block until every message queued so far is delivered or failed.
+
+        Returns:
+            Whether that happened within *timeout* seconds (``None``: no limit).
+        """
+        return self._processor.flush(timeout)
+
+    def shutdown(self, timeout: float | None = None) -> bool:
+        """
+        Deliver what is queued (within *timeout*), then stop; later calls are refused.
+
+        Returns:
+            Whether everything queued was delivered or failed before the deadline.
+        """
+        self._closed = True
+        return self._processor.shutdown(timeout)
+
+    def join(self, timeout: float | None = None) -> bool:
+        """segment-analytics-python's name for :meth:`shutdown`."""
+        return self.shutdown(timeout)
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`shutdown` was called."""
+        return self._closed
+
+    def stats(self) -> dict[str, int]:
+        """
+        Counters of the pipeline.
+
+        Keys: ``enqueued``, ``delivered``, ``dropped`` (queue full or closed),
+        ``rejected`` (invalid or oversize), ``failed`` (given up), ``retried``
+        (requests sent again), ``batches`` and ``bytes`` (delivered), and ``queued``
+        (waiting now).
+        """
+        return self._processor.stats()
+
+    def __enter__(self) -> Self:
+        """Use the client in a ``with`` block; it shuts down on exit."""
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Shut down, delivering what is queued."""
+        self.shutdown()
+
+
+_BUILDERS: Final[dict[str, Callable[..., messages.Message]]] = {
+    "track": messages.track,
+    "identify": messages.identify,
+    "page": messages.page,
+    "screen": messages.screen,
+    "group": messages.group,
+    "alias": messages.alias,
+}
+
+
+def _enable_debug_logging() -> None:
+    logger = logging.getLogger("otel_segment")
+    logger.setLevel(logging.DEBUG)
+    if not logger.handlers:
+        logger.addHandler(logging.StreamHandler())
+
+
+def _alias(name: str, value: Any, default: Any, alias: str, alias_value: Any) -> Any:
+    if alias_value is None:
+        return value
+    if value != default:
+        raise TypeError(f"pass {name}= or its alias {alias}=, not both")
+    return alias_value
+
+
+def _write_key(value: object, *, required: bool) -> str:
+    if value is None:
+        value = os.environ.get(ENV_WRITE_KEY)
+    if value is None or value == "":
+        if required:
+            raise ValueError(f"write_key is required: pass write_key= or set ${ENV_WRITE_KEY}")
+        return ""
+    if not isinstance(value, str):
+        raise TypeError(f"write_key must be a string, got {type(value).__name__}")
+    return value
+
+
+def _host(value: object) -> str:
+    if value is None:
+        value = os.environ.get(ENV_HOST) or DEFAULT_HOST
+    if not isinstance(value, str):
+        raise TypeError(f"host must be a string, got {type(value).__name__}")
+    if not value.startswith(("http://", "https://")):
+        raise ValueError(f"host must start with http:// or https://, got {value!r}")
+    return value.rstrip("/")
+
+
+def _positive_int(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}")
+    return value
+
+
+def _seconds(name: str, value: object, *, allow_zero: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds, got {type(value).__name__}")
+    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        raise ValueError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {value}")
+    return float(value)
+
+
+def _flag(name: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return value
+
+
+def _callback(value: object) -> ErrorCallback | None:
+    if not value:
+        return None
+    if not callable(value):
+        raise TypeError(f"on_error must be callable, got {type(value).__name__}")
+    return value
+
+
+def _retry(policy: object, max_retries: object) -> RetryPolicy:
+    if policy is not None and not isinstance(policy, RetryPolicy):
+        raise TypeError(f"retry must be a RetryPolicy, got {type(policy).__name__}")
+    if max_retries is None:
+        return policy or RetryPolicy()
+    if policy is not None:
+        raise TypeError("pass retry= or max_retries=, not both")
+    if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+        raise ValueError(f"max_retries must be an int >= 0, got {max_retries!r}")
+    return RetryPolicy(max_attempts=max_retries + 1)

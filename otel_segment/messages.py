@@ -1,0 +1,315 @@
+"""
+Segment Spec messages: build and validate one, with no I/O.
+
+The camelCase wire keys live here and nowhere else. Each builder returns the message as
+it goes on the wire (before value conversion by :mod:`otel_segment.encoding`) and raises
+``TypeError`` / ``ValueError`` naming the field that is wrong.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import os
+import random
+import time
+from collections.abc import Mapping
+from typing import Any, Final, Literal, TypedDict
+
+from otel_segment._version import __version__
+
+__all__ = [
+    "LIBRARY",
+    "MESSAGE_TYPES",
+    "Common",
+    "Message",
+    "alias",
+    "format_timestamp",
+    "group",
+    "identify",
+    "merge_context",
+    "new_message_id",
+    "now_timestamp",
+    "page",
+    "screen",
+    "track",
+]
+
+LIBRARY: Final = {"name": "otel-segment", "version": __version__}
+"""``context.library`` of every message."""
+
+MESSAGE_TYPES: Final = ("track", "identify", "page", "screen", "group", "alias")
+"""The six Segment Spec calls."""
+
+MessageType = Literal["track", "identify", "page", "screen", "group", "alias"]
+
+
+class Message(TypedDict, total=False):
+    """A Segment Spec message as it goes on the wire."""
+
+    type: MessageType
+    messageId: str
+    timestamp: str
+    userId: str | None
+    anonymousId: str | None
+    context: dict[str, Any]
+    integrations: dict[str, Any]
+    event: str
+    properties: dict[str, Any]
+    traits: dict[str, Any]
+    name: str | None
+    category: str | None
+    groupId: str
+    previousId: str
+
+
+class Common(TypedDict, total=False):
+    """The fields every call shares, as the caller passed them."""
+
+    context: Mapping[str, Any] | None
+    timestamp: dt.datetime | None
+    integrations: Mapping[str, Any] | None
+    message_id: str | int | None
+
+
+# A private generator, seeded from os.urandom and reseeded in a forked child: ids stay
+# unique whatever the application does to the global `random` seed, and making one
+# costs no system call (os.urandom releases the GIL on every call, which lets a busy
+# worker thread take it from the caller).
+_RNG: Final = random.Random(os.urandom(32))  # noqa: S311 - uniqueness, not secrecy
+os.register_at_fork(after_in_child=lambda: _RNG.seed(os.urandom(32)))
+
+_UUID4_CLEAR: Final = ~((0xF << 76) | (0x3 << 62))
+_UUID4_SET: Final = (0x4 << 76) | (0x2 << 62)
+
+
+def new_message_id() -> str:
+    """Return a random UUID4 string."""
+    h = f"{_RNG.getrandbits(128) & _UUID4_CLEAR | _UUID4_SET:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+@functools.lru_cache(maxsize=4)
+def _second_prefix(epoch_second: int) -> str:
+    return dt.datetime.fromtimestamp(epoch_second, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def now_timestamp() -> str:
+    """The current UTC time, ISO-8601 with milliseconds: ``2026-01-31T12:00:00.123+00:00``."""
+    now = time.time()
+    second = int(now)
+    return f"{_second_prefix(second)}.{int((now - second) * 1000):03d}+00:00"
+
+
+def format_timestamp(value: dt.datetime | dt.date | None, field: str = "timestamp") -> str:
+    """
+    Write *value* as ISO-8601 with milliseconds and offset; naive means UTC.
+
+    Raises:
+        TypeError: If *value* is not a datetime.
+    """
+    if value is None:
+        return now_timestamp()
+    if not isinstance(value, dt.datetime):
+        raise TypeError(f"{field} must be a datetime, got {type(value).__name__}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return value.isoformat(timespec="milliseconds")
+
+
+def merge_context(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge *override* over *base*, mapping by mapping; *override* wins at the leaves."""
+    merged = dict(base)
+    for key, value in override.items():
+        below = merged.get(key)
+        if isinstance(value, Mapping) and isinstance(below, Mapping):
+            merged[key] = merge_context(below, value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def track(
+    base_context: Mapping[str, Any],
+    *,
+    user_id: object = None,
+    anonymous_id: object = None,
+    event: object = None,
+    properties: object = None,
+    **common: Any,
+) -> Message:
+    """Build a ``track`` message: *event* done by a user or anonymous visitor."""
+    msg = _header("track", base_context, user_id, anonymous_id, **common)
+    msg["event"] = _required_text("event", event)
+    msg["properties"] = _mapping("properties", properties)
+    return msg
+
+
+def identify(
+    base_context: Mapping[str, Any],
+    *,
+    user_id: object = None,
+    anonymous_id: object = None,
+    traits: object = None,
+    **common: Any,
+) -> Message:
+    """Build an ``identify`` message: who the user is (*traits*)."""
+    msg = _header("identify", base_context, user_id, anonymous_id, **common)
+    msg["traits"] = _mapping("traits", traits)
+    return msg
+
+
+def page(
+    base_context: Mapping[str, Any],
+    *,
+    user_id: object = None,
+    anonymous_id: object = None,
+    category: object = None,
+    name: object = None,
+    properties: object = None,
+    **common: Any,
+) -> Message:
+    """Build a ``page`` message: a web page viewed."""
+    return _view("page", base_context, user_id, anonymous_id, category, name, properties, common)
+
+
+def screen(
+    base_context: Mapping[str, Any],
+    *,
+    user_id: object = None,
+    anonymous_id: object = None,
+    category: object = None,
+    name: object = None,
+    properties: object = None,
+    **common: Any,
+) -> Message:
+    """Build a ``screen`` message: an app screen viewed."""
+    return _view("screen", base_context, user_id, anonymous_id, category, name, properties, common)
+
+
+def group(
+    base_context: Mapping[str, Any],
+    *,
+    user_id: object = None,
+    anonymous_id: object = None,
+    group_id: object = None,
+    traits: object = None,
+    **common: Any,
+) -> Message:
+    """Build a ``group`` message: the user belongs to *group_id* (with its *traits*)."""
+    msg = _header("group", base_context, user_id, anonymous_id, **common)
+    msg["groupId"] = _required_id("group_id", group_id)
+    msg["traits"] = _mapping("traits", traits)
+    return msg
+
+
+def alias(
+    base_context: Mapping[str, Any],
+    *,
+    previous_id: object = None,
+    user_id: object = None,
+    **common: Any,
+) -> Message:
+    """Build an ``alias`` message: *previous_id* and *user_id* are the same person."""
+    previous = _required_id("previous_id", previous_id)
+    user = _required_id("user_id", user_id)
+    msg = _header("alias", base_context, user, None, require_actor=False, **common)
+    del msg["anonymousId"]
+    msg["previousId"] = previous
+    return msg
+
+
+def _view(
+    kind: MessageType,
+    base_context: Mapping[str, Any],
+    user_id: object,
+    anonymous_id: object,
+    category: object,
+    name: object,
+    properties: object,
+    common: dict[str, Any],
+) -> Message:
+    msg = _header(kind, base_context, user_id, anonymous_id, **common)
+    msg["name"] = _optional_text("name", name)
+    msg["category"] = _optional_text("category", category)
+    msg["properties"] = _mapping("properties", properties)
+    return msg
+
+
+def _header(
+    kind: MessageType,
+    base_context: Mapping[str, Any],
+    user_id: object,
+    anonymous_id: object,
+    *,
+    context: object = None,
+    timestamp: object = None,
+    integrations: object = None,
+    message_id: object = None,
+    require_actor: bool = True,
+) -> Message:
+    user = _optional_id("user_id", user_id)
+    anonymous = _optional_id("anonymous_id", anonymous_id)
+    if require_actor and user is None and anonymous is None:
+        raise ValueError(f"{kind} needs a user_id or an anonymous_id; both are missing")
+    if context is None:
+        merged = dict(base_context)
+    else:
+        merged = merge_context(base_context, _mapping("context", context))
+    merged["library"] = LIBRARY
+    return {
+        "type": kind,
+        "messageId": new_message_id() if message_id is None else _message_id(message_id),
+        "timestamp": format_timestamp(timestamp),  # type: ignore[arg-type]
+        "userId": user,
+        "anonymousId": anonymous,
+        "context": merged,
+        "integrations": _mapping("integrations", integrations),
+    }
+
+
+def _optional_id(field: str, value: object) -> str | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    raise TypeError(f"{field} must be a string or a number, got {type(value).__name__}")
+
+
+def _required_id(field: str, value: object) -> str:
+    ident = _optional_id(field, value)
+    if ident is None:
+        raise ValueError(f"{field} is required")
+    return ident
+
+
+def _message_id(value: object) -> str:
+    ident = _optional_id("message_id", value)
+    return new_message_id() if ident is None else ident
+
+
+def _optional_text(field: str, value: object) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise TypeError(f"{field} must be a string, got {type(value).__name__}")
+    return value
+
+
+def _required_text(field: str, value: object) -> str:
+    text = _optional_text(field, value)
+    if text is None:
+        raise ValueError(f"{field} is required and must be a non-empty string")
+    return text
+
+
+def _mapping(field: str, value: object) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if isinstance(value, dict):
+        return value
+    if isinstance(value, Mapping):
+        return dict(value)
+    raise TypeError(f"{field} must be a mapping (dict), got {type(value).__name__}")

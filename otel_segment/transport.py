@@ -1,0 +1,151 @@
+"""
+One HTTP POST of one batch body; the outcome is returned, never retried here.
+
+Each request runs with OpenTelemetry instrumentation suppressed, so an instrumented
+``requests`` makes no span for our own uploads.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import gzip as gzip_module
+import logging
+from typing import Final
+
+import requests
+from opentelemetry import context as otel_context
+
+from otel_segment._version import __version__
+from otel_segment.retry import parse_retry_after
+
+__all__ = ["HttpTransport", "Outcome"]
+
+_logger = logging.getLogger("otel_segment")
+
+USER_AGENT: Final = f"otel-segment/{__version__}"
+"""The ``User-Agent`` of every request."""
+
+_SUPPRESS_KEY: Final = otel_context._SUPPRESS_INSTRUMENTATION_KEY  # noqa: SLF001 - the API's own key
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Outcome:
+    """
+    What one POST came to.
+
+    Args:
+        status: The HTTP status, or ``None`` when no response arrived.
+        retry_after: The server's ``Retry-After`` in seconds, if any.
+        error: A short description of the failure, ``None`` on success.
+    """
+
+    status: int | None
+    retry_after: float | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Whether the server accepted the batch (2xx)."""
+        return self.status is not None and 200 <= self.status < 300  # noqa: PLR2004
+
+
+class HttpTransport:
+    """
+    POSTs batch bodies to ``{host}/v1/batch`` over one keep-alive session.
+
+    Args:
+        write_key: Sent as HTTP Basic user name (the body carries it too).
+        host: Base URL, e.g. ``https://api.segment.io``.
+        gzip: Compress bodies.
+        timeout: Seconds for connecting and for each read.
+        proxies: As for ``requests``.
+        verify: TLS verification: ``True``, ``False`` or a CA bundle path.
+        cert: A client certificate path, or a ``(cert, key)`` pair (mTLS).
+    """
+
+    def __init__(
+        self,
+        write_key: str,
+        host: str,
+        *,
+        gzip: bool = False,
+        timeout: float = 15.0,
+        proxies: dict[str, str] | None = None,
+        verify: bool | str = True,
+        cert: str | tuple[str, str] | None = None,
+    ) -> None:
+        self.url = host.rstrip("/") + "/v1/batch"
+        self._gzip = gzip
+        self._timeout = timeout
+        self._proxies = proxies
+        self._verify = verify
+        self._cert = cert
+        token = base64.b64encode(f"{write_key}:".encode()).decode("ascii")
+        self._headers = {
+            "Authorization": f"Basic {token}",
+            "Content-Type": "application/json",
+            "User-Agent": USER_AGENT,
+        }
+        if gzip:
+            self._headers["Content-Encoding"] = "gzip"
+        self._session = self._new_session()
+
+    def __repr__(self) -> str:
+        """Show the endpoint, never the write key."""
+        return f"HttpTransport(url={self.url!r}, gzip={self._gzip})"
+
+    def _new_session(self) -> requests.Session:
+        session = requests.Session()
+        session.headers.clear()
+        session.proxies.update(self._proxies or {})
+        session.verify = self._verify
+        session.cert = self._cert
+        session.trust_env = self._proxies is None
+        return session
+
+    def post(self, body: bytes, *, retry_count: int = 0) -> Outcome:
+        """
+        Send one batch body; report what happened without raising.
+
+        Args:
+            body: The uncompressed JSON body.
+            retry_count: How many attempts came before this one (``X-Retry-Count``).
+        """
+        headers = self._headers
+        if retry_count:
+            headers = {**headers, "X-Retry-Count": str(retry_count)}
+        data = gzip_module.compress(body, compresslevel=6) if self._gzip else body
+        token = otel_context.attach(otel_context.set_value(_SUPPRESS_KEY, value=True))
+        try:
+            response = self._session.post(
+                self.url, data=data, headers=headers, timeout=self._timeout
+            )
+        except requests.Timeout as exc:
+            return Outcome(None, error=f"timed out after {self._timeout} s ({type(exc).__name__})")
+        except requests.RequestException as exc:
+            return Outcome(None, error=f"{type(exc).__name__}: {_first_line(exc)}")
+        finally:
+            otel_context.detach(token)
+        with response:
+            if 200 <= response.status_code < 300:  # noqa: PLR2004
+                return Outcome(response.status_code)
+            detail = response.text[:200].strip()
+            return Outcome(
+                response.status_code,
+                retry_after=parse_retry_after(response.headers.get("Retry-After")),
+                error=f"HTTP {response.status_code} {response.reason}: {detail}".rstrip(": "),
+            )
+
+    def reset_after_fork(self) -> None:
+        """Drop the parent's connections (never closed here: they are the parent's)."""
+        self._session = self._new_session()
+
+    def close(self) -> None:
+        """Close the session's connections."""
+        self._session.close()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).splitlines()
+    return text[0][:300] if text else ""
