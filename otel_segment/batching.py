@@ -2,7 +2,7 @@
 The delivery pipeline: a bounded queue, workers, batches, retries, exit and fork.
 
 Encoded messages wait in a bounded queue; worker threads cut byte-limited batches and
-send them with retries; flush and shutdown wait for them; exit and fork are handled.
+send them with retries; flush and shutdown wait for them; a forked child gets a pipeline of its own.
 
 The caller's thread only appends bytes to a deque under a lock; it never waits on the
 network. Workers send a batch when ``flush_at`` messages wait, when the oldest queued
@@ -14,7 +14,6 @@ the endpoint is far away.
 
 from __future__ import annotations
 
-import atexit
 import collections
 import contextvars
 import logging
@@ -52,7 +51,7 @@ _DROP_WARNING_INTERVAL_SECONDS: Final = 10.0
 
 _IN_PIPELINE: Final = contextvars.ContextVar("otel_segment_in_pipeline", default=False)
 
-# Every live processor, so that one exit hook and one fork hook reach them all.
+# Every live processor, so that one fork hook reaches them all.
 _LIVE: Final[weakref.WeakSet[BatchProcessor]] = weakref.WeakSet()
 
 
@@ -98,7 +97,6 @@ class BatchProcessor:
         max_batch_bytes: No body is larger.
         on_error: Told about messages that will not be delivered.
         max_in_flight: Requests that may be under way at once.
-        exit_timeout: Seconds this processor may take to drain at interpreter exit.
     """
 
     def __init__(
@@ -113,7 +111,6 @@ class BatchProcessor:
         max_batch_bytes: int,
         on_error: ErrorCallback | None,
         max_in_flight: int = 2,
-        exit_timeout: float = 5.0,
     ) -> None:
         self._transport = transport
         self._envelope = envelope
@@ -124,7 +121,6 @@ class BatchProcessor:
         self._batch_budget = max_batch_bytes - envelope.overhead
         self._on_error = on_error
         self._max_in_flight = max_in_flight
-        self.exit_timeout = exit_timeout
         self._closed = False
         self._reset()
         _LIVE.add(self)
@@ -438,18 +434,9 @@ def _delivery_error(outcome: Outcome, attempts: int, prefix: str = "") -> Delive
     )
 
 
-def _shutdown_all_at_exit() -> None:
-    for processor in list(_LIVE):
-        try:
-            processor.shutdown(timeout=processor.exit_timeout)
-        except Exception:
-            _logger.exception("draining at exit failed")
-
-
 def _reset_all_in_child() -> None:
     for processor in list(_LIVE):
         processor._after_fork_in_child()  # noqa: SLF001 - the registry's own hook
 
 
-atexit.register(_shutdown_all_at_exit)
 os.register_at_fork(after_in_child=_reset_all_in_child)

@@ -8,9 +8,12 @@ caller's thread never touches the network unless ``sync_mode`` asks for it.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import math
 import os
+import time
+import weakref
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final, Self
 
@@ -19,6 +22,7 @@ from opentelemetry import trace as otel_trace
 from otel_segment import messages
 from otel_segment.batching import BatchProcessor, ErrorCallback, in_pipeline
 from otel_segment.encoding import BatchEnvelope, dumps
+from otel_segment.periodic import Periodic
 from otel_segment.retry import RetryPolicy
 from otel_segment.transport import HttpTransport
 
@@ -189,9 +193,10 @@ class Client:
             max_batch_bytes=self.max_batch_bytes,
             on_error=self.on_error,
             max_in_flight=self.max_in_flight,
-            exit_timeout=self.exit_timeout,
         )
+        self._periodic = Periodic()
         self._closed = False
+        _LIVE.add(self)
 
     def __repr__(self) -> str:
         """Show the endpoint and batching settings, never the write key."""
@@ -425,8 +430,29 @@ class Client:
         Returns:
             Whether everything queued was delivered or failed before the deadline.
         """
+        if self._closed:
+            return self._processor.shutdown(timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        self._periodic.stop(timeout)
         self._closed = True
-        return self._processor.shutdown(timeout)
+        _LIVE.discard(self)
+        remaining = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+        return self._processor.shutdown(remaining)
+
+    def every(self, seconds: float, callback: Callable[[], object]) -> Callable[[], None]:
+        """
+        Call *callback* every *seconds* on the client's timer thread, and once at shutdown.
+
+        Exceptions from *callback* are logged under ``otel_segment`` and the schedule
+        goes on. Returns a function that cancels it.
+
+        Raises:
+            ClientClosedError: The client was shut down.
+        """
+        seconds = _seconds("seconds", seconds)
+        if self._closed:
+            raise ClientClosedError("this client was shut down; create a new one")
+        return self._periodic.add(seconds, callback)
 
     def join(self, timeout: float | None = None) -> bool:
         """segment-analytics-python's name for :meth:`shutdown`."""
@@ -470,6 +496,21 @@ _BUILDERS: Final[dict[str, Callable[..., messages.Message]]] = {
     "group": messages.group,
     "alias": messages.alias,
 }
+
+
+# Every client not yet shut down, so that one exit hook drains them all.
+_LIVE: Final[weakref.WeakSet[Client]] = weakref.WeakSet()
+
+
+def _shutdown_all_at_exit() -> None:
+    for client in list(_LIVE):
+        try:
+            client.shutdown(timeout=client.exit_timeout)
+        except Exception:
+            _logger.exception("draining at exit failed")
+
+
+atexit.register(_shutdown_all_at_exit)
 
 
 def _enable_debug_logging() -> None:
