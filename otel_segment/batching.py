@@ -384,7 +384,7 @@ class BatchProcessor:
 
     def _fail(self, error: Exception, items: list[bytes]) -> None:
         self._count(failed=len(items))
-        _logger.error("%d messages not delivered: %s", len(items), error)
+        _logger.error("%d message(s) not delivered: %s", len(items), error)
         self._report(error, items)
 
     def _dropped(self, items: list[bytes]) -> None:

@@ -83,6 +83,12 @@ class ReceivedRequest:
         return self.headers.get(name.lower())
 
     @property
+    def message_count(self) -> int:
+        """How many messages were accepted (counted even when not kept)."""
+        with self._changed:
+            return self._message_count
+
+    @property
     def messages(self) -> list[dict[str, Any]]:
         """The Segment messages the body carries (a single call counts as one), else ``[]``."""
         return _messages_in(urlsplit(self.path).path, self.json) or []
@@ -212,6 +218,7 @@ class Sink:
         on_batch: Callable[[ReceivedRequest], None] | None = None,
         max_batch_bytes: int = 500 * 1024,
         max_message_bytes: int = 32 * 1024,
+        keep: bool = True,
     ) -> None:
         """Bind the listening socket; :meth:`start` serves it.
 
@@ -225,6 +232,8 @@ class Sink:
             on_batch: Called with each accepted request, in the connection's thread.
             max_batch_bytes: Largest accepted (decompressed) request body.
             max_message_bytes: Largest accepted message, as compact JSON.
+            keep: Keep requests and messages in :attr:`requests` / :attr:`messages`;
+                ``False`` only counts them (:attr:`message_count`), for long runs.
 
         Raises:
             ValueError: If a limit is not positive or *latency_seconds* is negative.
@@ -241,6 +250,9 @@ class Sink:
         self._changed = threading.Condition()
         self._requests: list[ReceivedRequest] = []
         self._messages: list[dict[str, Any]] = []
+        self._keep = keep
+        self._request_count = 0
+        self._message_count = 0
         self._closing = threading.Event()
         self._thread: threading.Thread | None = None
         self._wake: tuple[socket.socket, socket.socket] | None = None
@@ -263,6 +275,12 @@ class Sink:
         """A copy of every request received so far, accepted or not, in arrival order."""
         with self._changed:
             return list(self._requests)
+
+    @property
+    def message_count(self) -> int:
+        """How many messages were accepted (counted even when not kept)."""
+        with self._changed:
+            return self._message_count
 
     @property
     def messages(self) -> list[dict[str, Any]]:
@@ -324,7 +342,7 @@ class Sink:
             ``True`` if they arrived in time, else ``False``.
         """
         with self._changed:
-            return self._changed.wait_for(lambda: len(self._messages) >= n, timeout)
+            return self._changed.wait_for(lambda: self._message_count >= n, timeout)
 
     def wait_for_requests(self, n: int, timeout: float = 5.0) -> bool:
         """Block until at least *n* requests were received.
@@ -337,13 +355,14 @@ class Sink:
             ``True`` if they arrived in time, else ``False``.
         """
         with self._changed:
-            return self._changed.wait_for(lambda: len(self._requests) >= n, timeout)
+            return self._changed.wait_for(lambda: self._request_count >= n, timeout)
 
     def clear(self) -> None:
         """Forget the requests and messages received so far."""
         with self._changed:
             self._requests.clear()
             self._messages.clear()
+            self._request_count = self._message_count = 0
 
     def _serve(self, wake: socket.socket) -> None:
         with selectors.DefaultSelector() as selector:
@@ -428,9 +447,13 @@ class Sink:
         """Keep a *new* request; if *delivered*, keep its messages and call ``on_batch``."""
         with self._changed:
             if new:
-                self._requests.append(request)
+                self._request_count += 1
+                if self._keep:
+                    self._requests.append(request)
             if delivered:
-                self._messages.extend(request.messages)
+                self._message_count += len(request.messages)
+                if self._keep:
+                    self._messages.extend(request.messages)
             self._changed.notify_all()
         if delivered and self._on_batch is not None:
             self._on_batch(request)

@@ -11,6 +11,7 @@ import base64
 import dataclasses
 import gzip as gzip_module
 import logging
+import re
 from typing import Final
 
 import requests
@@ -26,6 +27,7 @@ _logger = logging.getLogger("otel_segment")
 USER_AGENT: Final = f"otel-segment/{__version__}"
 """The ``User-Agent`` of every request."""
 
+_ERRNO: Final = re.compile(r"\[Errno -?\d+\] [^'\")]+")
 _SUPPRESS_KEY: Final = otel_context._SUPPRESS_INSTRUMENTATION_KEY  # noqa: SLF001 - the API's own key
 
 
@@ -123,6 +125,8 @@ class HttpTransport:
             )
         except requests.Timeout as exc:
             return Outcome(None, error=f"timed out after {self._timeout} s ({type(exc).__name__})")
+        except requests.ConnectionError as exc:
+            return Outcome(None, error=f"connection failed: {_os_error(exc)}")
         except requests.RequestException as exc:
             return Outcome(None, error=f"{type(exc).__name__}: {_first_line(exc)}")
         finally:
@@ -144,6 +148,12 @@ class HttpTransport:
     def close(self) -> None:
         """Close the session's connections."""
         self._session.close()
+
+
+def _os_error(exc: BaseException) -> str:
+    """The operating system's reason inside a wrapped connection error, if there is one."""
+    match = _ERRNO.search(str(exc))
+    return match.group(0).strip() if match else _first_line(exc)
 
 
 def _first_line(exc: BaseException) -> str:
