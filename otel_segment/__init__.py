@@ -11,20 +11,32 @@ client, as in segment-analytics-python::
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 from otel_segment import _default
 from otel_segment._version import __version__
 from otel_segment.batching import DeliveryError, QueueFullError, ShutdownError
 from otel_segment.client import Client, ClientClosedError, MessageTooLargeError
+from otel_segment.decorators import snapshot, tracked
 from otel_segment.encoding import EncodingError
+from otel_segment.handler import SegmentHandler, annotate
 from otel_segment.retry import RetryPolicy
+from otel_segment.spool import SpoolError, SpoolLockedError
+from otel_segment.spooled import SpoolFullError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from otel_segment._otel_metrics import PipelineMetrics, instrument_metrics
     from otel_segment.batching import ErrorCallback
     from otel_segment.client import Result
+    from otel_segment.otel import (
+        SegmentLogExporter,
+        SegmentSampler,
+        SegmentSpanExporter,
+        SegmentSpanProcessor,
+    )
 
 __all__ = [
     "Client",
@@ -32,21 +44,34 @@ __all__ = [
     "DeliveryError",
     "EncodingError",
     "MessageTooLargeError",
+    "PipelineMetrics",
     "QueueFullError",
     "RetryPolicy",
+    "SegmentHandler",
+    "SegmentLogExporter",
+    "SegmentSampler",
+    "SegmentSpanExporter",
+    "SegmentSpanProcessor",
     "ShutdownError",
+    "SpoolError",
+    "SpoolFullError",
+    "SpoolLockedError",
     "__version__",
     "alias",
+    "annotate",
     "configure",
     "default_client",
     "flush",
     "group",
     "identify",
+    "instrument_metrics",
     "join",
     "page",
     "screen",
     "shutdown",
+    "snapshot",
     "track",
+    "tracked",
 ]
 
 # Settings of the default client, as in segment-analytics-python; read when it is built.
@@ -66,6 +91,34 @@ upload_interval: float | None = None
 
 default_client: Client | None = None
 """The client behind the module-level calls; ``None`` until first needed."""
+
+# Imported on first access (PEP 562), so that ``import otel_segment`` does not load the
+# OpenTelemetry SDK for code that only uses the client.
+_LAZY: dict[str, str] = {
+    "PipelineMetrics": "otel_segment._otel_metrics",
+    "instrument_metrics": "otel_segment._otel_metrics",
+    "SegmentLogExporter": "otel_segment.otel",
+    "SegmentSampler": "otel_segment.otel",
+    "SegmentSpanExporter": "otel_segment.otel",
+    "SegmentSpanProcessor": "otel_segment.otel",
+}
+
+
+if not TYPE_CHECKING:  # type checkers see the imports above, and no catch-all attribute
+
+    def __getattr__(name: str) -> Any:
+        """Import the OpenTelemetry bridge's names on first use."""
+        module = _LAZY.get(name)
+        if module is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(module), name)
+        globals()[name] = value
+        return value
+
+
+def __dir__() -> list[str]:
+    """List the lazily imported names too."""
+    return sorted({*globals(), *_LAZY})
 
 
 def _call(method: str) -> Callable[..., Result]:

@@ -9,13 +9,19 @@ and setting that to ``None`` makes the next call build a fresh one.
 
 from __future__ import annotations
 
+import logging
 import sys
 import threading
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from otel_segment.client import Client
 
-__all__ = ["SETTINGS", "configure", "get_client", "shutdown"]
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+__all__ = ["SETTINGS", "configure", "current", "get_client", "on_client", "shutdown"]
+
+_logger = logging.getLogger("otel_segment")
 
 SETTINGS: Final = (
     "write_key",
@@ -36,6 +42,9 @@ SETTINGS: Final = (
 
 _lock: Final = threading.Lock()
 
+# Called with each default client built (``@snapshot`` registers on it); see on_client().
+_listeners: Final[list[Callable[[Client], object]]] = []
+
 
 def _package() -> Any:
     return sys.modules["otel_segment"]
@@ -49,11 +58,19 @@ def get_client() -> Client:
         return client
     with _lock:
         client = package.default_client
-        if client is None or client.closed:
-            options = {name: getattr(package, name) for name in SETTINGS}
-            client = Client(**{k: v for k, v in options.items() if v is not None})
-            package.default_client = client
-        return client
+        if client is not None and not client.closed:
+            return client
+        options = {name: getattr(package, name) for name in SETTINGS}
+        client = Client(**{k: v for k, v in options.items() if v is not None})
+        package.default_client = client
+    _announce(client)
+    return client
+
+
+def current() -> Client | None:
+    """The default client if one is built and not shut down; never builds one."""
+    client: Client | None = _package().default_client
+    return None if client is None or client.closed else client
 
 
 def configure(**client_kwargs: Any) -> Client:
@@ -62,9 +79,38 @@ def configure(**client_kwargs: Any) -> Client:
     with _lock:
         previous: Client | None = _package().default_client
         _package().default_client = client
+    _announce(client)
     if previous is not None:
         previous.shutdown()
     return client
+
+
+def on_client(callback: Callable[[Client], object]) -> None:
+    """
+    Call *callback* with the default client if one is live, and with each one built later.
+
+    For sources that must set something up on the client itself, not per call (a
+    ``@snapshot`` registers on its timer): decorating at import time, before
+    ``configure()``, must not build a default client from settings not yet made.
+    *callback* may be called twice with the same client; exceptions are logged.
+    """
+    with _lock:
+        _listeners.append(callback)
+        client: Client | None = _package().default_client
+    if client is not None and not client.closed:
+        _call(callback, client)
+
+
+def _announce(client: Client) -> None:
+    for callback in _listeners:
+        _call(callback, client)
+
+
+def _call(callback: Callable[[Client], object], client: Client) -> None:
+    try:
+        callback(client)
+    except Exception:
+        _logger.exception("setting up the default client failed (%r)", callback)
 
 
 def shutdown(timeout: float | None = None) -> bool:

@@ -48,6 +48,7 @@ ErrorCallback = Callable[[Exception, list[dict[str, Any]]], object]
 """``on_error(exception, messages)``: called for messages that will not be delivered."""
 
 _DROP_WARNING_INTERVAL_SECONDS: Final = 10.0
+_ABORT_GRACE_SECONDS: Final = 0.1
 
 _IN_PIPELINE: Final = contextvars.ContextVar("otel_segment_in_pipeline", default=False)
 
@@ -171,7 +172,8 @@ class BatchProcessor:
                 before = self._queued_bytes
                 self._queued_bytes = before + len(data) + 1
                 if (
-                    queued in {1, self._flush_at}
+                    queued == 1  # noqa: PLR1714 - no set built per call
+                    or queued == self._flush_at
                     or before <= self._batch_budget < self._queued_bytes
                 ):
                     if not self._workers:
@@ -262,9 +264,30 @@ class BatchProcessor:
             finished = finished and not left
         if left:
             self._fail(ShutdownError(f"shut down with {len(left)} messages undelivered"), left)
+        if not finished:
+            self._await_aborted(workers)
         if finished:
             self._transport.close()
         return finished
+
+    def _await_aborted(self, workers: list[threading.Thread]) -> None:
+        """
+        Give aborted workers a moment to report their batches, before an exit kills them.
+
+        A worker waiting to retry wakes at once and hands its batch to ``on_error``; one
+        still inside a request cannot be stopped, and its batch's fate is unknown.
+        """
+        grace_ends = time.monotonic() + _ABORT_GRACE_SECONDS
+        for worker in workers:
+            worker.join(max(grace_ends - time.monotonic(), 0.0))
+        with self._lock:
+            unknown = sum(self._inflight.values())
+        if unknown:
+            _logger.error(
+                "%d messages were still being sent at the shutdown deadline; "
+                "their delivery is unknown",
+                unknown,
+            )
 
     # -- workers -------------------------------------------------------------------
 
@@ -358,6 +381,7 @@ class BatchProcessor:
             attempts += 1
             if outcome.ok:
                 self._count(delivered=len(items), batches=1, bytes=len(body))
+                self._acknowledged(items)
                 _logger.debug("delivered %d messages (%d bytes)", len(items), len(body))
                 return True
             wait = self._policy.wait_seconds(
@@ -379,6 +403,20 @@ class BatchProcessor:
         with self._lock:
             for key, value in increments.items():
                 self._counts[key] += value
+
+    # -- hooks for a durable queue (otel_segment.spooled) --------------------------
+
+    def _acknowledged(self, items: list[bytes]) -> None:
+        """The server accepted *items*: nothing to do here; a spool deletes their rows."""
+
+    def _extend(self, items: list[bytes]) -> None:
+        """Queue messages already counted as enqueued (a spool's feed), past the queue bound."""
+        with self._lock:
+            self._queue.extend(items)
+            self._queued_bytes += sum(map(len, items)) + len(items)
+            if not self._workers:
+                self._start_workers()
+            self._work.notify()
 
     # -- failures ------------------------------------------------------------------
 

@@ -9,13 +9,14 @@ caller's thread never touches the network unless ``sync_mode`` asks for it.
 from __future__ import annotations
 
 import atexit
+import functools
 import logging
 import math
 import os
 import time
 import weakref
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Final, Self
+from typing import TYPE_CHECKING, Any, Final, Self, TypeVar
 
 from opentelemetry import trace as otel_trace
 
@@ -24,10 +25,13 @@ from otel_segment.batching import BatchProcessor, ErrorCallback, in_pipeline
 from otel_segment.encoding import BatchEnvelope, dumps
 from otel_segment.periodic import Periodic
 from otel_segment.retry import RetryPolicy
+from otel_segment.spool import DEFAULT_SPOOL_MAX_BYTES, Spool
+from otel_segment.spooled import SpooledProcessor
 from otel_segment.transport import HttpTransport
 
 if TYPE_CHECKING:
     import datetime as dt
+    from collections.abc import Sequence
     from types import TracebackType
 
 __all__ = [
@@ -57,6 +61,10 @@ _MAX_SEGMENT_MESSAGE_BYTES: Final = 32 * 1024
 Id = str | int | float | None
 JSONMapping = Mapping[str, Any] | None
 Result = tuple[bool, messages.Message]
+_Decoratable = TypeVar(
+    "_Decoratable",
+    bound="Callable[..., object] | classmethod[Any, ..., object] | staticmethod[..., object]",
+)
 
 
 class ClientClosedError(RuntimeError):
@@ -93,7 +101,11 @@ class Client:
         proxies: As for ``requests``.
         verify: TLS verification: ``True``, ``False`` or a CA bundle path.
         cert: Client certificate path or ``(cert, key)`` pair for mutual TLS.
-        spool: Reserved for the SQLite spool (durable delivery); must be ``None``.
+        spool: Path of an SQLite spool file (durable delivery): messages are kept there
+            until the server accepted them, and a later client with the same spool
+            delivers what is left. One process per file. ``None``: in memory only.
+        spool_max_bytes: Message bytes the spool holds at most (default 64 MiB); beyond,
+            the oldest spooled messages are dropped, counted and reported.
         max_in_flight: Requests under way at once.
         exit_timeout: Seconds the queue may take to drain at interpreter exit.
 
@@ -126,6 +138,7 @@ class Client:
         verify: bool | str = True,
         cert: str | tuple[str, str] | None = None,
         spool: str | os.PathLike[str] | None = None,
+        spool_max_bytes: int = DEFAULT_SPOOL_MAX_BYTES,
         max_in_flight: int = 2,
         exit_timeout: float = 5.0,
         upload_size: int | None = None,
@@ -150,13 +163,19 @@ class Client:
         self.sync_mode = _flag("sync_mode", sync_mode)
         self.debug = _flag("debug", debug)
         self.on_error = _callback(on_error)
-        self.proxies = proxies
-        self.verify = verify
-        self.cert = cert
+        self.proxies = _proxies(proxies)
+        self.verify = _verify(verify)
+        self.cert = _cert(cert)
         self.max_in_flight = _positive_int("max_in_flight", max_in_flight)
         self.exit_timeout = _seconds("exit_timeout", exit_timeout, allow_zero=True)
-        if spool is not None:
-            raise ValueError("spool= is not available yet; pass spool=None")
+        self.spool_max_bytes = _positive_int("spool_max_bytes", spool_max_bytes)
+        if spool is not None and self.sync_mode:
+            raise ValueError("spool= does not combine with sync_mode=True (nothing is queued)")
+        if spool is not None and self.spool_max_bytes < self.max_message_bytes:
+            raise ValueError(
+                f"spool_max_bytes ({self.spool_max_bytes}) must be >= max_message_bytes "
+                f"({self.max_message_bytes})"
+            )
         if default_context is not None and not isinstance(default_context, Mapping):
             raise TypeError(
                 f"default_context must be a mapping, got {type(default_context).__name__}"
@@ -174,16 +193,20 @@ class Client:
             )
         if debug:
             _enable_debug_logging()
+        store = None if spool is None or not self.send else Spool(spool, max_bytes=spool_max_bytes)
+        pipeline: Callable[..., BatchProcessor] = (
+            BatchProcessor if store is None else functools.partial(SpooledProcessor, spool=store)
+        )
         transport = HttpTransport(
             self.write_key,
             self.host,
             gzip=self.gzip,
             timeout=self.timeout,
-            proxies=proxies,
-            verify=verify,
-            cert=cert,
+            proxies=self.proxies,
+            verify=self.verify,
+            cert=self.cert,
         )
-        self._processor = BatchProcessor(
+        self._processor = pipeline(
             transport,
             envelope,
             policy=self.retry,
@@ -214,7 +237,7 @@ class Client:
         event: str | None = None,
         properties: JSONMapping = None,
         context: JSONMapping = None,
-        timestamp: dt.datetime | None = None,
+        timestamp: dt.datetime | float | None = None,
         anonymous_id: Id = None,
         integrations: JSONMapping = None,
         message_id: str | None = None,
@@ -234,14 +257,16 @@ class Client:
         """
         return self._send(
             messages.track,
-            user_id=user_id,
-            anonymous_id=anonymous_id,
-            event=event,
-            properties=properties,
-            context=context,
-            timestamp=timestamp,
-            integrations=integrations,
-            message_id=message_id,
+            (
+                user_id,
+                event,
+                properties,
+                context,
+                timestamp,
+                anonymous_id,
+                integrations,
+                message_id,
+            ),
         )
 
     def identify(
@@ -249,7 +274,7 @@ class Client:
         user_id: Id = None,
         traits: JSONMapping = None,
         context: JSONMapping = None,
-        timestamp: dt.datetime | None = None,
+        timestamp: dt.datetime | float | None = None,
         anonymous_id: Id = None,
         integrations: JSONMapping = None,
         message_id: str | None = None,
@@ -257,13 +282,7 @@ class Client:
         """Tie a user to their *traits*; returns ``(accepted, message)`` like :meth:`track`."""
         return self._send(
             messages.identify,
-            user_id=user_id,
-            anonymous_id=anonymous_id,
-            traits=traits,
-            context=context,
-            timestamp=timestamp,
-            integrations=integrations,
-            message_id=message_id,
+            (user_id, traits, context, timestamp, anonymous_id, integrations, message_id),
         )
 
     def page(
@@ -273,7 +292,7 @@ class Client:
         name: str | None = None,
         properties: JSONMapping = None,
         context: JSONMapping = None,
-        timestamp: dt.datetime | None = None,
+        timestamp: dt.datetime | float | None = None,
         anonymous_id: Id = None,
         integrations: JSONMapping = None,
         message_id: str | None = None,
@@ -281,15 +300,17 @@ class Client:
         """Record a web page view; returns ``(accepted, message)`` like :meth:`track`."""
         return self._send(
             messages.page,
-            user_id=user_id,
-            anonymous_id=anonymous_id,
-            category=category,
-            name=name,
-            properties=properties,
-            context=context,
-            timestamp=timestamp,
-            integrations=integrations,
-            message_id=message_id,
+            (
+                user_id,
+                category,
+                name,
+                properties,
+                context,
+                timestamp,
+                anonymous_id,
+                integrations,
+                message_id,
+            ),
         )
 
     def screen(
@@ -299,7 +320,7 @@ class Client:
         name: str | None = None,
         properties: JSONMapping = None,
         context: JSONMapping = None,
-        timestamp: dt.datetime | None = None,
+        timestamp: dt.datetime | float | None = None,
         anonymous_id: Id = None,
         integrations: JSONMapping = None,
         message_id: str | None = None,
@@ -307,15 +328,17 @@ class Client:
         """Record an app screen view; returns ``(accepted, message)`` like :meth:`track`."""
         return self._send(
             messages.screen,
-            user_id=user_id,
-            anonymous_id=anonymous_id,
-            category=category,
-            name=name,
-            properties=properties,
-            context=context,
-            timestamp=timestamp,
-            integrations=integrations,
-            message_id=message_id,
+            (
+                user_id,
+                category,
+                name,
+                properties,
+                context,
+                timestamp,
+                anonymous_id,
+                integrations,
+                message_id,
+            ),
         )
 
     def group(
@@ -324,7 +347,7 @@ class Client:
         group_id: Id = None,
         traits: JSONMapping = None,
         context: JSONMapping = None,
-        timestamp: dt.datetime | None = None,
+        timestamp: dt.datetime | float | None = None,
         anonymous_id: Id = None,
         integrations: JSONMapping = None,
         message_id: str | None = None,
@@ -332,14 +355,7 @@ class Client:
         """Put a user in *group_id*; returns ``(accepted, message)`` like :meth:`track`."""
         return self._send(
             messages.group,
-            user_id=user_id,
-            anonymous_id=anonymous_id,
-            group_id=group_id,
-            traits=traits,
-            context=context,
-            timestamp=timestamp,
-            integrations=integrations,
-            message_id=message_id,
+            (user_id, group_id, traits, context, timestamp, anonymous_id, integrations, message_id),
         )
 
     def alias(
@@ -347,19 +363,14 @@ class Client:
         previous_id: Id = None,
         user_id: Id = None,
         context: JSONMapping = None,
-        timestamp: dt.datetime | None = None,
+        timestamp: dt.datetime | float | None = None,
         integrations: JSONMapping = None,
         message_id: str | None = None,
     ) -> Result:
         """Merge *previous_id* into *user_id*; returns ``(accepted, message)``."""
         return self._send(
             messages.alias,
-            previous_id=previous_id,
-            user_id=user_id,
-            context=context,
-            timestamp=timestamp,
-            integrations=integrations,
-            message_id=message_id,
+            (previous_id, user_id, context, timestamp, integrations, message_id),
         )
 
     def message(self, type: str, **fields: Any) -> Result:
@@ -377,15 +388,16 @@ class Client:
             raise ValueError(
                 f"type must be one of {', '.join(messages.MESSAGE_TYPES)}, got {type!r}"
             )
-        return self._send(builder, **fields)
+        return self._send(functools.partial(builder, **fields), ())
 
     # -- the pipeline ----------------------------------------------------------------
 
-    def _send(self, builder: Callable[..., messages.Message], **fields: Any) -> Result:
+    def _send(self, builder: Callable[..., messages.Message], fields: tuple[Any, ...]) -> Result:
+        """Build a message from the call's *fields* (positional), encode it and queue it."""
         if self._closed:
             raise ClientClosedError("this client was shut down; create a new one")
         try:
-            msg = builder(self._base_context, **fields)
+            msg = builder(self._base_context, *fields)
             span = otel_trace.get_current_span().get_span_context()
             if span.is_valid and "trace" not in msg["context"]:
                 msg["context"]["trace"] = {
@@ -417,6 +429,9 @@ class Client:
     def flush(self, timeout: float | None = None) -> bool:
         """
         Block until every message queued so far is delivered or failed.
+
+        With a spool, everything queued is committed to it first, and a batch whose
+        retries ran out stays there for a later retry instead of failing.
 
         Returns:
             Whether that happened within *timeout* seconds (``None``: no limit).
@@ -454,6 +469,31 @@ class Client:
             raise ClientClosedError("this client was shut down; create a new one")
         return self._periodic.add(seconds, callback)
 
+    def tracked(
+        self,
+        event: str,
+        *,
+        user_id: str | Callable[[dict[str, Any]], object] | None = None,
+        anonymous_id: str | Callable[[dict[str, Any]], object] | None = None,
+        properties: Sequence[str]
+        | Mapping[str, str]
+        | Callable[[dict[str, Any], Any], Mapping[str, object]]
+        | None = None,
+        track_errors: bool = True,
+    ) -> Callable[[_Decoratable], _Decoratable]:
+        """:func:`otel_segment.tracked` sending through this client."""
+        # Imported here: decorators is a source built on the client, never the reverse.
+        from otel_segment import decorators  # noqa: PLC0415
+
+        return decorators.tracked(
+            event,
+            user_id=user_id,
+            anonymous_id=anonymous_id,
+            properties=properties,
+            client=self,
+            track_errors=track_errors,
+        )
+
     def join(self, timeout: float | None = None) -> bool:
         """segment-analytics-python's name for :meth:`shutdown`."""
         return self.shutdown(timeout)
@@ -470,7 +510,7 @@ class Client:
         Keys: ``enqueued``, ``delivered``, ``dropped`` (queue full or closed),
         ``rejected`` (invalid or oversize), ``failed`` (given up), ``retried``
         (requests sent again), ``batches`` and ``bytes`` (delivered), and ``queued``
-        (waiting now).
+        (waiting now); with a spool also ``spooled`` (messages in the spool file).
         """
         return self._processor.stats()
 
@@ -570,6 +610,37 @@ def _flag(name: str, value: object) -> bool:
     if not isinstance(value, bool):
         raise TypeError(f"{name} must be True or False, got {value!r}")
     return value
+
+
+def _proxies(value: object) -> dict[str, str] | None:
+    if value is not None and not isinstance(value, Mapping):
+        raise TypeError(f"proxies must be a mapping of scheme to URL, got {type(value).__name__}")
+    return None if value is None else dict(value)
+
+
+def _path(name: str, value: object) -> str:
+    if not isinstance(value, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a path, got {type(value).__name__}")
+    path = os.fspath(value)
+    if not isinstance(path, str) or not os.path.exists(path):  # noqa: PTH110 - str in, str out
+        raise ValueError(f"{name}: no such file or directory: {path!r}")
+    return path
+
+
+def _verify(value: object) -> bool | str:
+    if isinstance(value, bool):
+        return value
+    if not isinstance(value, (str, os.PathLike)):
+        raise TypeError(f"verify must be True, False or a CA bundle path, got {value!r}")
+    return _path("verify", value)
+
+
+def _cert(value: object) -> str | tuple[str, str] | None:
+    if value is None:
+        return None
+    if isinstance(value, tuple) and len(value) == 2:  # noqa: PLR2004 - (cert, key)
+        return _path("cert", value[0]), _path("cert", value[1])
+    return _path("cert", value)
 
 
 def _callback(value: object) -> ErrorCallback | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import math
 import os
 import random
 import time
@@ -96,25 +97,40 @@ def _second_prefix(epoch_second: int) -> str:
 
 def now_timestamp() -> str:
     """The current UTC time, ISO-8601 with milliseconds: ``2026-01-31T12:00:00.123+00:00``."""
-    now = time.time()
-    second = int(now)
-    return f"{_second_prefix(second)}.{int((now - second) * 1000):03d}+00:00"
+    return _epoch_timestamp(time.time())
 
 
-def format_timestamp(value: dt.datetime | dt.date | None, field: str = "timestamp") -> str:
+def _epoch_timestamp(seconds: float) -> str:
+    # Round to microseconds first, as datetime.fromtimestamp() does, then truncate to ms.
+    whole, micros = divmod(round(seconds * 1_000_000), 1_000_000)
+    return f"{_second_prefix(whole)}.{micros // 1000:03d}+00:00"
+
+
+def format_timestamp(value: dt.datetime | float | None, field: str = "timestamp") -> str:
     """
-    Write *value* as ISO-8601 with milliseconds and offset; naive means UTC.
+    Write *value* as ISO-8601 with milliseconds and offset.
+
+    Args:
+        value: A datetime (naive means UTC; an offset is kept), POSIX seconds in UTC
+            (as ``LogRecord.created`` holds them), or ``None`` for now.
+        field: The name to give in an error.
 
     Raises:
-        TypeError: If *value* is not a datetime.
+        TypeError: If *value* is neither.
+        ValueError: If *value* is NaN or infinite.
     """
-    if value is None:
+    given: object = value  # callers outside the type checker pass anything
+    if given is None:
         return now_timestamp()
-    if not isinstance(value, dt.datetime):
-        raise TypeError(f"{field} must be a datetime, got {type(value).__name__}")
-    if value.tzinfo is None or value.utcoffset() is None:
-        value = value.replace(tzinfo=dt.UTC)
-    return value.isoformat(timespec="milliseconds")
+    if isinstance(given, dt.datetime):
+        if given.tzinfo is None or given.utcoffset() is None:
+            given = given.replace(tzinfo=dt.UTC)
+        return given.isoformat(timespec="milliseconds")
+    if isinstance(given, bool) or not isinstance(given, (int, float)):
+        raise TypeError(f"{field} must be a datetime or POSIX seconds, got {type(given).__name__}")
+    if not math.isfinite(given):
+        raise ValueError(f"{field} must be a finite number of seconds, got {given!r}")
+    return _epoch_timestamp(given)
 
 
 def merge_context(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -129,17 +145,26 @@ def merge_context(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[
     return merged
 
 
+# The builders take the fields in segment-analytics-python's positional order (after the
+# base context), so the client passes its arguments on as a tuple: no keyword dicts are
+# built on the hot path.
+
+
 def track(
     base_context: Mapping[str, Any],
-    *,
     user_id: object = None,
-    anonymous_id: object = None,
     event: object = None,
     properties: object = None,
-    **common: Any,
+    context: object = None,
+    timestamp: object = None,
+    anonymous_id: object = None,
+    integrations: object = None,
+    message_id: object = None,
 ) -> Message:
     """Build a ``track`` message: *event* done by a user or anonymous visitor."""
-    msg = _header("track", base_context, user_id, anonymous_id, **common)
+    msg = _header(
+        "track", base_context, user_id, anonymous_id, context, timestamp, integrations, message_id
+    )
     msg["event"] = _required_text("event", event)
     msg["properties"] = _mapping("properties", properties)
     return msg
@@ -147,57 +172,82 @@ def track(
 
 def identify(
     base_context: Mapping[str, Any],
-    *,
     user_id: object = None,
-    anonymous_id: object = None,
     traits: object = None,
-    **common: Any,
+    context: object = None,
+    timestamp: object = None,
+    anonymous_id: object = None,
+    integrations: object = None,
+    message_id: object = None,
 ) -> Message:
     """Build an ``identify`` message: who the user is (*traits*)."""
-    msg = _header("identify", base_context, user_id, anonymous_id, **common)
+    msg = _header(
+        "identify",
+        base_context,
+        user_id,
+        anonymous_id,
+        context,
+        timestamp,
+        integrations,
+        message_id,
+    )
     msg["traits"] = _mapping("traits", traits)
     return msg
 
 
 def page(
     base_context: Mapping[str, Any],
-    *,
     user_id: object = None,
-    anonymous_id: object = None,
     category: object = None,
     name: object = None,
     properties: object = None,
-    **common: Any,
+    context: object = None,
+    timestamp: object = None,
+    anonymous_id: object = None,
+    integrations: object = None,
+    message_id: object = None,
 ) -> Message:
     """Build a ``page`` message: a web page viewed."""
-    return _view("page", base_context, user_id, anonymous_id, category, name, properties, common)
+    msg = _header(
+        "page", base_context, user_id, anonymous_id, context, timestamp, integrations, message_id
+    )
+    return _view(msg, category, name, properties)
 
 
 def screen(
     base_context: Mapping[str, Any],
-    *,
     user_id: object = None,
-    anonymous_id: object = None,
     category: object = None,
     name: object = None,
     properties: object = None,
-    **common: Any,
+    context: object = None,
+    timestamp: object = None,
+    anonymous_id: object = None,
+    integrations: object = None,
+    message_id: object = None,
 ) -> Message:
     """Build a ``screen`` message: an app screen viewed."""
-    return _view("screen", base_context, user_id, anonymous_id, category, name, properties, common)
+    msg = _header(
+        "screen", base_context, user_id, anonymous_id, context, timestamp, integrations, message_id
+    )
+    return _view(msg, category, name, properties)
 
 
 def group(
     base_context: Mapping[str, Any],
-    *,
     user_id: object = None,
-    anonymous_id: object = None,
     group_id: object = None,
     traits: object = None,
-    **common: Any,
+    context: object = None,
+    timestamp: object = None,
+    anonymous_id: object = None,
+    integrations: object = None,
+    message_id: object = None,
 ) -> Message:
     """Build a ``group`` message: the user belongs to *group_id* (with its *traits*)."""
-    msg = _header("group", base_context, user_id, anonymous_id, **common)
+    msg = _header(
+        "group", base_context, user_id, anonymous_id, context, timestamp, integrations, message_id
+    )
     msg["groupId"] = _required_id("group_id", group_id)
     msg["traits"] = _mapping("traits", traits)
     return msg
@@ -205,31 +255,26 @@ def group(
 
 def alias(
     base_context: Mapping[str, Any],
-    *,
     previous_id: object = None,
     user_id: object = None,
-    **common: Any,
+    context: object = None,
+    timestamp: object = None,
+    integrations: object = None,
+    message_id: object = None,
 ) -> Message:
     """Build an ``alias`` message: *previous_id* and *user_id* are the same person."""
     previous = _required_id("previous_id", previous_id)
     user = _required_id("user_id", user_id)
-    msg = _header("alias", base_context, user, None, require_actor=False, **common)
+    msg = _header(
+        "alias", base_context, user, None, context, timestamp, integrations, message_id,
+        require_actor=False,
+    )  # fmt: skip
     del msg["anonymousId"]
     msg["previousId"] = previous
     return msg
 
 
-def _view(
-    kind: MessageType,
-    base_context: Mapping[str, Any],
-    user_id: object,
-    anonymous_id: object,
-    category: object,
-    name: object,
-    properties: object,
-    common: dict[str, Any],
-) -> Message:
-    msg = _header(kind, base_context, user_id, anonymous_id, **common)
+def _view(msg: Message, category: object, name: object, properties: object) -> Message:
     msg["name"] = _optional_text("name", name)
     msg["category"] = _optional_text("category", category)
     msg["properties"] = _mapping("properties", properties)
@@ -241,11 +286,11 @@ def _header(
     base_context: Mapping[str, Any],
     user_id: object,
     anonymous_id: object,
+    context: object,
+    timestamp: object,
+    integrations: object,
+    message_id: object,
     *,
-    context: object = None,
-    timestamp: object = None,
-    integrations: object = None,
-    message_id: object = None,
     require_actor: bool = True,
 ) -> Message:
     user = _optional_id("user_id", user_id)

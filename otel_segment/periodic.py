@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import threading
 import time
-from typing import TYPE_CHECKING
+import weakref
+from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -20,6 +22,9 @@ if TYPE_CHECKING:
 __all__ = ["Periodic"]
 
 _logger = logging.getLogger("otel_segment")
+
+# Every timer, so that the fork hook can give each a fresh lock in the child.
+_LIVE: Final[weakref.WeakSet[Periodic]] = weakref.WeakSet()
 
 
 @dataclasses.dataclass(slots=True)
@@ -39,6 +44,20 @@ class Periodic:
         self._tasks: list[_Task] = []
         self._thread: threading.Thread | None = None
         self._stopped = False
+        _LIVE.add(self)
+
+    def _after_fork_in_child(self) -> None:
+        """
+        Start the child empty, with a fresh lock.
+
+        A lock held by a parent's thread at fork would never be released. The parent's
+        callbacks stay the parent's: a snapshot describes the installation, and every
+        forked worker re-sending it would only duplicate it.
+        """
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._tasks = []
+        self._thread = None  # not running here; add() starts one
 
     def add(self, every: float, callback: Callable[[], object]) -> Callable[[], None]:
         """
@@ -109,3 +128,11 @@ def _call(task: _Task) -> None:
         task.callback()
     except Exception:
         _logger.exception("periodic callback %r raised", task.callback)
+
+
+def _reset_all_in_child() -> None:
+    for periodic in list(_LIVE):
+        periodic._after_fork_in_child()  # noqa: SLF001 - the registry's own hook
+
+
+os.register_at_fork(after_in_child=_reset_all_in_child)

@@ -22,8 +22,10 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from socketserver import TCPServer
-from typing import TYPE_CHECKING, Any, Final, NoReturn, Self
+from typing import TYPE_CHECKING, Any, Final, Self
 from urllib.parse import urlsplit
+
+import orjson
 
 from otel_segment._version import __version__
 
@@ -81,12 +83,6 @@ class ReceivedRequest:
             The header's value, or ``None`` if the request did not carry it.
         """
         return self.headers.get(name.lower())
-
-    @property
-    def message_count(self) -> int:
-        """How many messages were accepted (counted even when not kept)."""
-        with self._changed:
-            return self._message_count
 
     @property
     def messages(self) -> list[dict[str, Any]]:
@@ -425,15 +421,15 @@ class Sink:
     def _parse(self, route: str, body: bytes) -> tuple[Any, str]:
         """Parse a body and check its shape and message sizes: ``(json, error)``."""
         try:
-            parsed = json.loads(body, parse_constant=_reject_constant)
-        except ValueError as exc:  # includes JSONDecodeError and UnicodeDecodeError
+            parsed = orjson.loads(body)  # strict: NaN and Infinity are refused
+        except orjson.JSONDecodeError as exc:
             return None, f"the body is not valid JSON: {exc}"
         messages = _messages_in(route, parsed)
         if messages is None:
             shape = '{"batch": [objects]}' if route == _BATCH_PATH else "an object"
             return parsed, f"expected {shape}"
         for message in messages:
-            size = len(json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode())
+            size = len(orjson.dumps(message))
             if size > self._max_message_bytes:
                 return parsed, f"a message of {size} bytes exceeds {self._max_message_bytes}"
         return parsed, ""
@@ -517,10 +513,6 @@ def _messages_in(route: str, parsed: Any) -> list[dict[str, Any]] | None:
         ok = isinstance(batch, list) and all(isinstance(m, dict) for m in batch)
         return batch if ok else None
     return [parsed if "type" in parsed else {"type": route.rsplit("/", 1)[1], **parsed}]
-
-
-def _reject_constant(name: str) -> NoReturn:
-    raise ValueError(f"{name} is not JSON")
 
 
 def _ok(status: int) -> bool:

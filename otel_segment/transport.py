@@ -120,14 +120,15 @@ class HttpTransport:
         data = gzip_module.compress(body, compresslevel=6) if self._gzip else body
         token = otel_context.attach(otel_context.set_value(_SUPPRESS_KEY, value=True))
         try:
+            # verify per request: on the session, $REQUESTS_CA_BUNDLE would override it
             response = self._session.post(
-                self.url, data=data, headers=headers, timeout=self._timeout
+                self.url, data=data, headers=headers, timeout=self._timeout, verify=self._verify
             )
         except requests.Timeout as exc:
             return Outcome(None, error=f"timed out after {self._timeout} s ({type(exc).__name__})")
         except requests.ConnectionError as exc:
             return Outcome(None, error=f"connection failed: {_os_error(exc)}")
-        except requests.RequestException as exc:
+        except OSError as exc:  # requests' errors, and its plain OSError for a bad cert path
             return Outcome(None, error=f"{type(exc).__name__}: {_first_line(exc)}")
         finally:
             otel_context.detach(token)

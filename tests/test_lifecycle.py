@@ -1,0 +1,183 @@
+"""Tests for the pipeline's process lifecycle: interpreter exit and os.fork(), in subprocesses."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from collections import Counter
+from typing import TYPE_CHECKING
+
+import pytest
+
+from otel_segment.sink import Sink
+
+if TYPE_CHECKING:
+    from _server import ScriptedServer
+
+
+def run_script(source: str, *args: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
+    """Run *source* in a fresh interpreter with *args*; return the finished process."""
+    return subprocess.run(  # noqa: S603 - our own interpreter and script
+        [sys.executable, "-c", textwrap.dedent(source), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+EXIT_WITHOUT_FLUSH = """
+    import sys
+    import otel_segment
+
+    client = otel_segment.Client("k", host=sys.argv[1], flush_interval=30, flush_at=1000)
+    for n in range(5):
+        client.track("u1", "Exit", {"n": n})
+    print(client.stats()["delivered"])
+"""
+
+
+EXIT_BOUNDED = """
+    import sys
+    import otel_segment
+
+    def on_error(error, messages):
+        print("on_error", type(error).__name__, [m["event"] for m in messages], flush=True)
+
+    client = otel_segment.Client("k", host=sys.argv[1], exit_timeout=0.5, on_error=on_error)
+    client.track("u1", "Lost")
+"""
+
+
+class TestExit:
+    """At interpreter exit the queue is drained, within a bound."""
+
+    def test_exit_without_flush(self, segment_server: ScriptedServer) -> None:
+        """A script that never flushes still delivers its five messages."""
+        done = run_script(EXIT_WITHOUT_FLUSH, segment_server.url)
+
+        assert (0, "0") == (done.returncode, done.stdout.strip()), done.stderr
+        assert segment_server.wait_for_messages(5)
+        assert [0, 1, 2, 3, 4] == sorted(m["properties"]["n"] for m in segment_server.messages)
+
+    def test_exit_with_dead_server_is_bounded(self) -> None:
+        """With nothing listening, exit gives up after exit_timeout and reports the loss."""
+        with Sink() as gone:
+            url = gone.url
+        started = time.monotonic()
+        done = run_script(EXIT_BOUNDED, url)
+        elapsed = time.monotonic() - started
+
+        assert 0 == done.returncode, done.stderr
+        assert elapsed < 10, "the default retry budget is 600 s; exit_timeout must bound it"
+        assert "on_error DeliveryError ['Lost']" == done.stdout.strip()
+        assert "not delivered" in done.stderr
+
+    def test_exit_with_hanging_server_is_bounded(self, segment_server: ScriptedServer) -> None:
+        """A request that never ends cannot hold the exit past exit_timeout; it is logged."""
+        segment_server.hang(60)
+        started = time.monotonic()
+        done = run_script(EXIT_BOUNDED, segment_server.url)
+
+        assert 0 == done.returncode, done.stderr
+        assert time.monotonic() - started < 10
+        assert "1 messages were still being sent" in done.stderr
+        assert [] == segment_server.messages
+
+    def test_module_api_exit(self, segment_server: ScriptedServer) -> None:
+        """The module-level API's default client is drained at exit too."""
+        script = """
+            import sys
+            import otel_segment
+
+            otel_segment.write_key = "k"
+            otel_segment.host = sys.argv[1]
+            otel_segment.track("u1", "Module")
+        """
+        done = run_script(script, segment_server.url)
+        assert 0 == done.returncode, done.stderr
+        assert segment_server.wait_for_messages(1)
+
+
+FORK = """
+    import os
+    import sys
+    import otel_segment
+
+    client = otel_segment.Client("k", host=sys.argv[1], flush_interval=30, flush_at=1000)
+    for n in range(3):
+        client.track("u1", "Parent", {"n": n})
+    pid = os.fork()
+    if pid == 0:
+        for n in range(2):
+            client.track("u2", "Child", {"n": n})
+        ok = client.flush(timeout=10)
+        stats = client.stats()
+        print("child", ok, stats["delivered"], stats["queued"], flush=True)
+        sys.exit(0 if ok else 3)
+    for n in range(2):
+        client.track("u1", "Parent", {"n": 3 + n})  # ids must differ from the child's
+    _, status = os.waitpid(pid, 0)
+    print("parent", os.waitstatus_to_exitcode(status), client.flush(timeout=10), flush=True)
+"""
+
+
+FORK_WITH_LOCKS_HELD = """
+    import os
+    import sys
+    import threading
+    import otel_segment
+
+    client = otel_segment.Client("k", host=sys.argv[1], flush_interval=30)
+    client.every(3600, lambda: client.track("u1", "Snapshot"))
+    holding, release = threading.Event(), threading.Event()
+
+    def hold():
+        with client._periodic._lock, client._processor._lock:
+            holding.set()
+            release.wait()
+
+    threading.Thread(target=hold, daemon=True).start()
+    holding.wait()
+    pid = os.fork()
+    if pid == 0:
+        import signal
+        signal.alarm(15)  # a deadlocked child must not outlive the test
+        client.track("u2", "Child")
+        print("child", client.shutdown(timeout=5), flush=True)
+        os._exit(0)
+    release.set()
+    _, status = os.waitpid(pid, 0)
+    print("parent", os.waitstatus_to_exitcode(status), flush=True)
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+class TestFork:
+    """After fork the child has a pipeline of its own; nothing is sent twice."""
+
+    def test_fork(self, segment_server: ScriptedServer) -> None:
+        """The child's flush returns True; parent and child messages each arrive once."""
+        done = run_script(FORK, segment_server.url)
+
+        assert 0 == done.returncode, done.stderr
+        assert ["child True 2 0", "parent 0 True"] == done.stdout.split("\n")[:2]
+        assert segment_server.wait_for_messages(7)
+        messages = segment_server.messages
+        counts = Counter(m["messageId"] for m in messages)
+        assert {1} == set(counts.values())
+        assert Counter({"Parent": 5, "Child": 2}) == Counter(m["event"] for m in messages)
+
+    def test_fork_while_locks_are_held(self, segment_server: ScriptedServer) -> None:
+        """Locks a parent's thread held at fork do not deadlock the child's shutdown."""
+        done = run_script(FORK_WITH_LOCKS_HELD, segment_server.url, timeout=20)
+
+        assert 0 == done.returncode, done.stderr
+        assert ["child True", "parent 0"] == done.stdout.split("\n")[:2]
+        assert segment_server.wait_for_messages(2)
+        events = Counter(m["event"] for m in segment_server.messages)
+        # The parent's periodic snapshot stays the parent's: the child does not repeat it.
+        assert Counter({"Snapshot": 1, "Child": 1}) == events
