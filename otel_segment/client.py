@@ -11,8 +11,6 @@ from __future__ import annotations
 import atexit
 import functools
 import logging
-import math
-import os
 import time
 import weakref
 from collections.abc import Callable, Mapping
@@ -20,7 +18,8 @@ from typing import TYPE_CHECKING, Any, Final, Self, TypeVar
 
 from opentelemetry import trace as otel_trace
 
-from otel_segment import messages
+from otel_segment import _options, messages
+from otel_segment._options import DEFAULT_HOST, ENV_HOST, ENV_WRITE_KEY
 from otel_segment.batching import BatchProcessor, ErrorCallback, in_pipeline
 from otel_segment.encoding import BatchEnvelope, dumps
 from otel_segment.periodic import Periodic
@@ -31,6 +30,7 @@ from otel_segment.transport import HttpTransport
 
 if TYPE_CHECKING:
     import datetime as dt
+    import os
     from collections.abc import Sequence
     from types import TracebackType
 
@@ -45,15 +45,6 @@ __all__ = [
 ]
 
 _logger = logging.getLogger("otel_segment")
-
-ENV_WRITE_KEY: Final = "SEGMENT_WRITE_KEY"
-"""Environment variable read when no ``write_key`` is passed."""
-
-ENV_HOST: Final = "SEGMENT_HOST"
-"""Environment variable read when no ``host`` is passed."""
-
-DEFAULT_HOST: Final = "https://api.segment.io"
-"""Segment's HTTP Tracking API."""
 
 _MAX_SEGMENT_BATCH_BYTES: Final = 500 * 1024
 _MAX_SEGMENT_MESSAGE_BYTES: Final = 32 * 1024
@@ -145,30 +136,30 @@ class Client:
         upload_interval: float | None = None,
         max_retries: int | None = None,
     ) -> None:
-        flush_at = _alias("flush_at", flush_at, 100, "upload_size", upload_size)
-        flush_interval = _alias(
+        flush_at = _options.alias("flush_at", flush_at, 100, "upload_size", upload_size)
+        flush_interval = _options.alias(
             "flush_interval", flush_interval, 0.5, "upload_interval", upload_interval
         )
-        self.write_key = _write_key(write_key, required=send)
-        self.host = _host(host)
-        self.flush_at = _positive_int("flush_at", flush_at)
-        self.flush_interval = _seconds("flush_interval", flush_interval)
-        self.max_queue_size = _positive_int("max_queue_size", max_queue_size)
-        self.max_batch_bytes = _positive_int("max_batch_bytes", max_batch_bytes)
-        self.max_message_bytes = _positive_int("max_message_bytes", max_message_bytes)
+        self.write_key = _options.write_key(write_key, required=send)
+        self.host = _options.host(host)
+        self.flush_at = _options.positive_int("flush_at", flush_at)
+        self.flush_interval = _options.seconds("flush_interval", flush_interval)
+        self.max_queue_size = _options.positive_int("max_queue_size", max_queue_size)
+        self.max_batch_bytes = _options.positive_int("max_batch_bytes", max_batch_bytes)
+        self.max_message_bytes = _options.positive_int("max_message_bytes", max_message_bytes)
         self.retry = _retry(retry, max_retries)
-        self.gzip = _flag("gzip", gzip)
-        self.timeout = _seconds("timeout", timeout)
-        self.send = _flag("send", send)
-        self.sync_mode = _flag("sync_mode", sync_mode)
-        self.debug = _flag("debug", debug)
-        self.on_error = _callback(on_error)
-        self.proxies = _proxies(proxies)
-        self.verify = _verify(verify)
-        self.cert = _cert(cert)
-        self.max_in_flight = _positive_int("max_in_flight", max_in_flight)
-        self.exit_timeout = _seconds("exit_timeout", exit_timeout, allow_zero=True)
-        self.spool_max_bytes = _positive_int("spool_max_bytes", spool_max_bytes)
+        self.gzip = _options.flag("gzip", gzip)
+        self.timeout = _options.seconds("timeout", timeout)
+        self.send = _options.flag("send", send)
+        self.sync_mode = _options.flag("sync_mode", sync_mode)
+        self.debug = _options.flag("debug", debug)
+        self.on_error = _options.callback(on_error)
+        self.proxies = _options.proxies(proxies)
+        self.verify = _options.verify(verify)
+        self.cert = _options.cert(cert)
+        self.max_in_flight = _options.positive_int("max_in_flight", max_in_flight)
+        self.exit_timeout = _options.seconds("exit_timeout", exit_timeout, allow_zero=True)
+        self.spool_max_bytes = _options.positive_int("spool_max_bytes", spool_max_bytes)
         if spool is not None and self.sync_mode:
             raise ValueError("spool= does not combine with sync_mode=True (nothing is queued)")
         if spool is not None and self.spool_max_bytes < self.max_message_bytes:
@@ -464,7 +455,7 @@ class Client:
         Raises:
             ClientClosedError: The client was shut down.
         """
-        seconds = _seconds("seconds", seconds)
+        seconds = _options.seconds("seconds", seconds)
         if self._closed:
             raise ClientClosedError("this client was shut down; create a new one")
         return self._periodic.add(seconds, callback)
@@ -558,97 +549,6 @@ def _enable_debug_logging() -> None:
     logger.setLevel(logging.DEBUG)
     if not logger.handlers:
         logger.addHandler(logging.StreamHandler())
-
-
-def _alias(name: str, value: Any, default: Any, alias: str, alias_value: Any) -> Any:
-    if alias_value is None:
-        return value
-    if value != default:
-        raise TypeError(f"pass {name}= or its alias {alias}=, not both")
-    return alias_value
-
-
-def _write_key(value: object, *, required: bool) -> str:
-    if value is None:
-        value = os.environ.get(ENV_WRITE_KEY)
-    if value is None or value == "":
-        if required:
-            raise ValueError(f"write_key is required: pass write_key= or set ${ENV_WRITE_KEY}")
-        return ""
-    if not isinstance(value, str):
-        raise TypeError(f"write_key must be a string, got {type(value).__name__}")
-    return value
-
-
-def _host(value: object) -> str:
-    if value is None:
-        value = os.environ.get(ENV_HOST) or DEFAULT_HOST
-    if not isinstance(value, str):
-        raise TypeError(f"host must be a string, got {type(value).__name__}")
-    if not value.startswith(("http://", "https://")):
-        raise ValueError(f"host must start with http:// or https://, got {value!r}")
-    return value.rstrip("/")
-
-
-def _positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
-    return value
-
-
-def _seconds(name: str, value: object, *, allow_zero: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number of seconds, got {type(value).__name__}")
-    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
-        raise ValueError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {value}")
-    return float(value)
-
-
-def _flag(name: str, value: object) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be True or False, got {value!r}")
-    return value
-
-
-def _proxies(value: object) -> dict[str, str] | None:
-    if value is not None and not isinstance(value, Mapping):
-        raise TypeError(f"proxies must be a mapping of scheme to URL, got {type(value).__name__}")
-    return None if value is None else dict(value)
-
-
-def _path(name: str, value: object) -> str:
-    if not isinstance(value, (str, os.PathLike)):
-        raise TypeError(f"{name} must be a path, got {type(value).__name__}")
-    path = os.fspath(value)
-    if not isinstance(path, str) or not os.path.exists(path):  # noqa: PTH110 - str in, str out
-        raise ValueError(f"{name}: no such file or directory: {path!r}")
-    return path
-
-
-def _verify(value: object) -> bool | str:
-    if isinstance(value, bool):
-        return value
-    if not isinstance(value, (str, os.PathLike)):
-        raise TypeError(f"verify must be True, False or a CA bundle path, got {value!r}")
-    return _path("verify", value)
-
-
-def _cert(value: object) -> str | tuple[str, str] | None:
-    if value is None:
-        return None
-    if isinstance(value, tuple) and len(value) == 2:  # noqa: PLR2004 - (cert, key)
-        return _path("cert", value[0]), _path("cert", value[1])
-    return _path("cert", value)
-
-
-def _callback(value: object) -> ErrorCallback | None:
-    if not value:
-        return None
-    if not callable(value):
-        raise TypeError(f"on_error must be callable, got {type(value).__name__}")
-    return value
 
 
 def _retry(policy: object, max_retries: object) -> RetryPolicy:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-import math
 import threading
 import weakref
 from collections.abc import Callable, Mapping, Sequence
@@ -24,6 +23,7 @@ from typing import Any, Final, TypeVar, cast
 import wrapt
 
 from otel_segment import _default
+from otel_segment._options import seconds
 from otel_segment._tracking import Tracker, wrapper_for
 from otel_segment.client import Client
 
@@ -188,10 +188,7 @@ def snapshot(
 
     .. versionadded:: 0.1.0
     """
-    if isinstance(every, bool) or not isinstance(every, (int, float)):
-        raise TypeError(f"every must be a number of seconds, got {every.__class__.__name__}")
-    if not math.isfinite(every) or every <= 0:
-        raise ValueError(f"every must be > 0 seconds, got {every!r}")
+    every = seconds("every", every)
     fields = _snapshot_fields(type, user_id=user_id, group_id=group_id, anonymous_id=anonymous_id)
     if client is not None and not isinstance(client, Client):
         raise TypeError(f"client must be a Client, got {client.__class__.__name__}")

@@ -14,7 +14,7 @@ import math
 import os
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Final, Literal, TypedDict
 
 from otel_segment._version import __version__
@@ -195,42 +195,36 @@ def identify(
     return msg
 
 
-def page(
-    base_context: Mapping[str, Any],
-    user_id: object = None,
-    category: object = None,
-    name: object = None,
-    properties: object = None,
-    context: object = None,
-    timestamp: object = None,
-    anonymous_id: object = None,
-    integrations: object = None,
-    message_id: object = None,
-) -> Message:
-    """Build a ``page`` message: a web page viewed."""
-    msg = _header(
-        "page", base_context, user_id, anonymous_id, context, timestamp, integrations, message_id
-    )
-    return _view(msg, category, name, properties)
+def _view_builder(kind: MessageType, doc: str) -> Callable[..., Message]:
+    """Make the builder of ``page`` or ``screen``: the same fields, another type."""
+
+    def build(
+        base_context: Mapping[str, Any],
+        user_id: object = None,
+        category: object = None,
+        name: object = None,
+        properties: object = None,
+        context: object = None,
+        timestamp: object = None,
+        anonymous_id: object = None,
+        integrations: object = None,
+        message_id: object = None,
+    ) -> Message:
+        msg = _header(
+            kind, base_context, user_id, anonymous_id, context, timestamp, integrations, message_id
+        )
+        msg["name"] = _optional_text("name", name)
+        msg["category"] = _optional_text("category", category)
+        msg["properties"] = _mapping("properties", properties)
+        return msg
+
+    build.__name__ = build.__qualname__ = kind
+    build.__doc__ = doc
+    return build
 
 
-def screen(
-    base_context: Mapping[str, Any],
-    user_id: object = None,
-    category: object = None,
-    name: object = None,
-    properties: object = None,
-    context: object = None,
-    timestamp: object = None,
-    anonymous_id: object = None,
-    integrations: object = None,
-    message_id: object = None,
-) -> Message:
-    """Build a ``screen`` message: an app screen viewed."""
-    msg = _header(
-        "screen", base_context, user_id, anonymous_id, context, timestamp, integrations, message_id
-    )
-    return _view(msg, category, name, properties)
+page: Final = _view_builder("page", "Build a ``page`` message: a web page viewed.")
+screen: Final = _view_builder("screen", "Build a ``screen`` message: an app screen viewed.")
 
 
 def group(
@@ -271,13 +265,6 @@ def alias(
     )  # fmt: skip
     del msg["anonymousId"]
     msg["previousId"] = previous
-    return msg
-
-
-def _view(msg: Message, category: object, name: object, properties: object) -> Message:
-    msg["name"] = _optional_text("name", name)
-    msg["category"] = _optional_text("category", category)
-    msg["properties"] = _mapping("properties", properties)
     return msg
 
 

@@ -18,6 +18,8 @@ import random
 import time
 from typing import TYPE_CHECKING, Final
 
+from otel_segment._options import seconds
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -79,9 +81,9 @@ class RetryPolicy:
             raise ValueError(f"max_attempts must be >= 1, got {self.max_attempts!r}")
         if self.backoff is not None and not callable(self.backoff):
             raise TypeError(f"backoff must be callable or None, got {self.backoff!r}")
-        _check_seconds("max_elapsed", self.max_elapsed, allow_zero=False)
-        _check_seconds("max_retry_after", self.max_retry_after, allow_zero=True)
-        _check_seconds("jitter", self.jitter, allow_zero=True)
+        seconds("max_elapsed", self.max_elapsed)
+        seconds("max_retry_after", self.max_retry_after, allow_zero=True)
+        seconds("jitter", self.jitter, allow_zero=True)
         if self.jitter > 1:
             raise ValueError(f"jitter must be in 0..1, got {self.jitter!r}")
         object.__setattr__(self, "retry_statuses", frozenset(self.retry_statuses))
@@ -148,11 +150,3 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     if when.tzinfo is None:
         when = when.replace(tzinfo=dt.UTC)
     return max(when.timestamp() - current, 0.0)
-
-
-def _check_seconds(name: str, value: object, *, allow_zero: bool) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number of seconds, got {value!r}")
-    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{name} must be {bound}, got {value!r}")

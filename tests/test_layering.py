@@ -24,6 +24,7 @@ PACKAGE: Final = Path(otel_segment.__file__).parent
 
 LAYERS: Final = {
     "_version": 0,
+    "_options": 0,
     "encoding": 1,
     "retry": 1,
     "transport": 1,
