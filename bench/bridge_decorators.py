@@ -22,33 +22,29 @@ exhausted with ``list()``.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import gc
-import json
 import sys
 import time
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
+
+from _common import WARM_UP, per_call_us, run_and_report
 
 import otel_segment
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine, Iterator
 
-WARM_UP: Final = 2_000
 MAX_ADDED_US: Final = 3.0
 
 
-@dataclass
-class User:
+class User(NamedTuple):
     """The caller."""
 
     id: str
 
 
-@dataclass
-class Report:
+class Report(NamedTuple):
     """What a call works on."""
 
     kind: str
@@ -121,7 +117,7 @@ def undecorated() -> dict[str, Callable[..., Any]]:
     }
 
 
-def per_call_us(kind: str, func: Callable[..., Any], iterations: int) -> float:
+def kind_per_call_us(kind: str, func: Callable[..., Any], iterations: int) -> float:
     """µs per call of *func* (of *kind*), after a warm-up."""
     if kind == "method":
         return _loop(lambda: func(REPORT), iterations)
@@ -133,13 +129,7 @@ def per_call_us(kind: str, func: Callable[..., Any], iterations: int) -> float:
 
 
 def _loop(call: Callable[[], object], iterations: int) -> float:
-    for _ in range(WARM_UP):
-        call()
-    gc.collect()
-    start = time.perf_counter()
-    for _ in range(iterations):
-        call()
-    return (time.perf_counter() - start) / iterations * 1e6
+    return per_call_us(call, iterations)[0]
 
 
 async def _async_loop(
@@ -181,7 +171,7 @@ def run(iterations: int, rounds: int) -> dict[str, Any]:
             for kind, figures in best.items():
                 for column, funcs in columns:
                     figures[column] = min(
-                        figures[column], per_call_us(kind, funcs[kind], iterations)
+                        figures[column], kind_per_call_us(kind, funcs[kind], iterations)
                     )
     finally:
         stub.shutdown()
@@ -229,16 +219,7 @@ def table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str]) -> None:
-    """Run the benchmark, print the table and ``RESULT {json}``."""
-    parser = argparse.ArgumentParser(description="What @tracked adds to a call.")
-    parser.add_argument("--iterations", type=int, default=50_000)
-    parser.add_argument("--rounds", type=int, default=3)
-    args = parser.parse_args(argv)
-    result = run(args.iterations, args.rounds)
-    print(table(result))
-    print("RESULT " + json.dumps(result), flush=True)
-
-
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    run_and_report(
+        sys.argv[1:], "What @tracked adds to a call.", ("iterations", 50_000), run, table
+    )

@@ -12,8 +12,8 @@ Usage: ``python bench/bridge_logging.py [--iterations N] [--rounds R]``.
    Target: ours <= 1/3 of theirs.
 
 Both clients really send, with ``flush_at=100`` and ``flush_interval=0.5`` and a queue
-large enough for a round, to a :class:`otel_segment.sink.Sink` that this script starts in
-a child process (so the sink's CPU is not charged to the caller's thread). Each figure is
+large enough for a round, to a :class:`otel_segment.sink.Sink` in a child process
+(``bench/sink_proc.py``, so the sink's CPU is not charged to the caller's thread). Each figure is
 the best of *R* rounds of *N* calls, after a warm-up, timed with ``time.perf_counter``
 (wall: what the caller waits, including for the GIL while a client's worker threads run);
 the annotated figures are also given in the caller thread's own CPU time
@@ -22,25 +22,18 @@ the annotated figures are also given in the caller thread's own CPU time
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
-import gc
-import json
 import logging
-import subprocess
 import sys
-import threading
-import time
 from typing import TYPE_CHECKING, Any, Final
+
+from _common import WARM_UP, SinkProcess, parse_counts, per_call_us, report
 
 import otel_segment
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from otel_segment.sink import ReceivedRequest
-
-WARM_UP: Final = 2_000
 MAX_ADDED_US: Final = 1.0
 MAX_RATIO: Final = 1 / 3
 FLUSH_TIMEOUT_SECONDS: Final = 60.0
@@ -70,56 +63,6 @@ class TrackHandler(logging.Handler):
             properties=annotation.get("properties"),
             timestamp=dt.datetime.fromtimestamp(record.created, dt.UTC),
         )
-
-
-def serve_sink() -> None:
-    """Child process: run a sink, print its URL, count messages until stdin closes."""
-    from otel_segment.sink import Sink  # noqa: PLC0415 - only the child needs it
-
-    counted = [0]
-    lock = threading.Lock()
-
-    def on_batch(request: ReceivedRequest) -> None:
-        with lock:
-            counted[0] += len(request.messages)
-        sink.clear()  # keep memory flat
-
-    sink = Sink(on_batch=on_batch).start()
-    print(sink.url, flush=True)
-    sys.stdin.read()
-    sink.close()
-    print(counted[0], flush=True)
-
-
-def start_sink() -> tuple[subprocess.Popen[str], str]:
-    """Start :func:`serve_sink` in a child process; return it and the sink's URL."""
-    child = subprocess.Popen(
-        [sys.executable, __file__, "--serve-sink"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    if child.stdout is None:
-        raise RuntimeError("no pipe to the sink process")
-    return child, child.stdout.readline().strip()
-
-
-def stop_sink(child: subprocess.Popen[str]) -> int:
-    """Stop the sink process; return how many messages it received."""
-    out, _ = child.communicate(timeout=FLUSH_TIMEOUT_SECONDS)
-    return int(out.strip() or 0)
-
-
-def per_call_us(call: Callable[[], object], iterations: int) -> tuple[float, float]:
-    """Run *call* *iterations* times after a warm-up: µs per call, wall and thread CPU."""
-    for _ in range(WARM_UP):
-        call()
-    gc.collect()
-    start, cpu_start = time.perf_counter(), time.thread_time()
-    for _ in range(iterations):
-        call()
-    wall, cpu = time.perf_counter() - start, time.thread_time() - cpu_start
-    return wall / iterations * 1e6, cpu / iterations * 1e6
 
 
 def new_logger(name: str) -> logging.Logger:
@@ -244,27 +187,19 @@ def _pair(wall: dict[str, Any], cpu: dict[str, Any], key: str) -> tuple[str, str
 
 def main(argv: list[str]) -> None:
     """Run the benchmark, print the table and ``RESULT {json}``."""
-    parser = argparse.ArgumentParser(description="The logging bridge's caller cost.")
-    parser.add_argument("--iterations", type=int, default=50_000)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--serve-sink", action="store_true", help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.serve_sink:
-        serve_sink()
-        return
-    child, url = start_sink()
-    try:
-        result = run(url, args.iterations, args.rounds)
-    finally:
-        received = stop_sink(child)
+    iterations, rounds = parse_counts(
+        argv, "The logging bridge's caller cost.", "iterations", 50_000
+    )
+    with SinkProcess() as sink:
+        result = run(sink.url, iterations, rounds)
+        received = sink.control.count()["count"]
     result["received"] = received
     result["ok"] = {
         "unannotated": result["unannotated_us"]["added"] <= MAX_ADDED_US,
         "annotated": _within(result["annotated_us"]["ratio"]),
         "delivered": received == result["sent"],
     }
-    print(table(result))
-    print("RESULT " + json.dumps(result), flush=True)
+    report(table(result), result)
 
 
 def _within(ratio: float | None) -> bool | None:

@@ -27,24 +27,21 @@ Prints an aligned table and one line ``RESULT {json}``.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import gc
-import json
-import multiprocessing
 import statistics
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from _common import SinkProcess, report
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from otel_segment import Client, SegmentSpanExporter, SegmentSpanProcessor
-from otel_segment.sink import Sink
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Sequence
+    from collections.abc import Callable, Sequence
 
     from opentelemetry.util.types import AttributeValue
 
@@ -68,26 +65,6 @@ class NoOpExporter(SpanExporter):
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:  # noqa: ARG002
         return SpanExportResult.SUCCESS
-
-
-def _serve(urls: multiprocessing.Queue[str], stop: multiprocessing.synchronize.Event) -> None:
-    with Sink() as sink:
-        urls.put(sink.url)
-        stop.wait()
-
-
-@contextlib.contextmanager
-def _sink_process() -> Iterator[str]:
-    """A Sink in a child process; yields its URL."""
-    urls: multiprocessing.Queue[str] = multiprocessing.Queue()
-    stop = multiprocessing.Event()
-    child = multiprocessing.Process(target=_serve, args=(urls, stop), daemon=True)
-    child.start()
-    try:
-        yield urls.get(timeout=30)
-    finally:
-        stop.set()
-        child.join(10)
 
 
 @dataclass
@@ -175,8 +152,8 @@ def main() -> None:
     args = parser.parse_args()
 
     with (
-        _sink_process() as url,
-        Client("bench-key", host=url, max_queue_size=200_000) as client,
+        SinkProcess() as sink,
+        Client("bench-key", host=sink.url, max_queue_size=200_000) as client,
     ):
         scenarios = _scenarios(client)
         for _ in range(max(args.warmup // args.chunk, 1)):
@@ -219,7 +196,7 @@ def main() -> None:
         "delivered": stats["delivered"],
         "dropped": stats["dropped"],
     }
-    print("RESULT " + json.dumps(result, sort_keys=True))
+    report(None, result, sort_keys=True)
 
 
 if __name__ == "__main__":

@@ -15,59 +15,22 @@ Target: caller cost with the spool <= 2x without. Prints a table and ``RESULT {j
 
 from __future__ import annotations
 
-import argparse
 import gc
-import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any, Final
 
+from _common import CONFIRM_TIMEOUT_SECONDS, WARM_UP, SinkProcess, run_and_report
+
 import otel_segment
 
-HERE: Final = Path(__file__).resolve().parent
 MODES: Final = ("memory", "spool")
-WARM_UP: Final = 2_000
 MAX_RATIO: Final = 2.0
-DELIVERY_TIMEOUT_SECONDS: Final = 120.0
 PROPERTIES: Final = {"order_id": "o-98765", "total": 42.5, "currency": "EUR", "items": 3}
-
-
-class SinkProcess:
-    """``bench/sink_proc.py`` in a child process: its URL and control endpoint."""
-
-    def __init__(self) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, str(HERE / "sink_proc.py")],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        if self.process.stdout is None:
-            raise RuntimeError("no pipe to the sink process")
-        addresses = json.loads(self.process.stdout.readline())
-        self.url: str = addresses["url"]
-        self.control: str = addresses["control"]
-
-    def call(self, path: str, *, post: bool = False) -> dict[str, Any]:
-        """One request to the control endpoint; its JSON answer."""
-        request = urllib.request.Request(self.control + path, method="POST" if post else "GET")
-        with urllib.request.urlopen(request, timeout=DELIVERY_TIMEOUT_SECONDS + 10) as answer:
-            result: dict[str, Any] = json.load(answer)
-        return result
-
-    def close(self) -> None:
-        """Stop the sink process."""
-        if self.process.stdin is not None:
-            self.process.stdin.close()
-        self.process.wait(10)
-        if self.process.stdout is not None:
-            self.process.stdout.close()
 
 
 def run_mode(mode: str, sink: SinkProcess, messages: int) -> dict[str, float]:
@@ -85,19 +48,19 @@ def run_mode(mode: str, sink: SinkProcess, messages: int) -> dict[str, float]:
         try:
             for number in range(WARM_UP):
                 client.track("user-1234", "Order Completed", {**PROPERTIES, "n": number})
-            client.flush(DELIVERY_TIMEOUT_SECONDS)
-            sink.call("/reset", post=True)
+            client.flush(CONFIRM_TIMEOUT_SECONDS)
+            sink.control.reset()
             gc.collect()
             started = time.perf_counter()
             for number in range(messages):
                 client.track("user-1234", "Order Completed", {**PROPERTIES, "n": number})
             called = time.perf_counter()
             burst_bytes = directory_bytes(directory)
-            reached = sink.call(f"/wait?n={messages}&timeout={DELIVERY_TIMEOUT_SECONDS}")
+            reached = sink.control.wait(messages)
             delivered = time.perf_counter()
             stats = client.stats()
         finally:
-            client.shutdown(DELIVERY_TIMEOUT_SECONDS)
+            client.shutdown(CONFIRM_TIMEOUT_SECONDS)
         closed_bytes = directory_bytes(directory)
     return {
         "caller_us": (called - started) / messages * 1e6,
@@ -116,14 +79,11 @@ def directory_bytes(directory: str) -> int:
 
 def run(messages: int, rounds: int) -> dict[str, Any]:
     """Every mode *rounds* times, alternating the order; the medians and the verdict."""
-    sink = SinkProcess()
     runs: dict[str, list[dict[str, float]]] = {mode: [] for mode in MODES}
-    try:
+    with SinkProcess() as sink:
         for number in range(rounds):
             for mode in MODES if number % 2 == 0 else tuple(reversed(MODES)):
                 runs[mode].append(run_mode(mode, sink, messages))
-    finally:
-        sink.close()
     medians = {
         mode: {key: statistics.median(run[key] for run in results) for key in results[0]}
         for mode, results in runs.items()
@@ -169,16 +129,5 @@ def table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str]) -> None:
-    """Run the benchmark, print the table and ``RESULT {json}``."""
-    parser = argparse.ArgumentParser(description="The SQLite spool's cost.")
-    parser.add_argument("--messages", type=int, default=100_000)
-    parser.add_argument("--rounds", type=int, default=3)
-    args = parser.parse_args(argv)
-    result = run(args.messages, max(args.rounds, 1))
-    print(table(result))
-    print("RESULT " + json.dumps(result), flush=True)
-
-
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    run_and_report(sys.argv[1:], "The SQLite spool's cost.", ("messages", 100_000), run, table)

@@ -17,26 +17,23 @@ starts the sink processes and runs this script for both libraries.
 
 from __future__ import annotations
 
-import http.client
-import json
 import resource
 import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Protocol
-from urllib.parse import urlsplit
+
+from _common import CONFIRM_TIMEOUT_SECONDS, WARM_UP, Control, report
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
 N_MESSAGES: Final = 100_000
-WARM_UP: Final = 2_000
 BURST_QUEUE: Final = 200_000
 LATENCY_QUEUE: Final = 10_000
 LATENCY_SECONDS: Final = 5.0
 PACE_BATCH: Final = 200
 PACE_STEP_SECONDS: Final = 0.01
-CONFIRM_TIMEOUT_SECONDS: Final = 120.0
 
 SCHEDSTAT: Final = Path("/proc/thread-self/schedstat")
 
@@ -91,31 +88,6 @@ class _Segment:
 
     def close(self) -> None:
         self.client.shutdown()
-
-
-class Control:
-    """The sink process's control endpoint (see ``bench/sink_proc.py``)."""
-
-    def __init__(self, url: str) -> None:
-        parts = urlsplit(url)
-        self._address = (parts.hostname or "127.0.0.1", parts.port or 80)
-
-    def _call(self, method: str, path: str) -> dict[str, Any]:
-        connection = http.client.HTTPConnection(*self._address, timeout=CONFIRM_TIMEOUT_SECONDS + 5)
-        try:
-            connection.request(method, path)
-            result: dict[str, Any] = json.loads(connection.getresponse().read())
-        finally:
-            connection.close()
-        return result
-
-    def reset(self) -> None:
-        """Zero the sink's counters."""
-        self._call("POST", "/reset")
-
-    def wait(self, n: int) -> dict[str, Any]:
-        """Block until the sink counted *n* messages; its counters."""
-        return self._call("GET", f"/wait?n={n}&timeout={CONFIRM_TIMEOUT_SECONDS}")
 
 
 def _rss_mib() -> float:
@@ -223,7 +195,7 @@ def main(argv: list[str]) -> None:
     result["start_rss_mib"] = rss_start
     lib.close()
     result.update(library=library, scenario=scenario)
-    print("RESULT " + json.dumps(result), flush=True)
+    report(None, result)
 
 
 if __name__ == "__main__":

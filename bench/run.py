@@ -22,10 +22,10 @@ import sys
 import time
 from dataclasses import dataclass
 from importlib import metadata
-from pathlib import Path
 from typing import Any, Final
 
-HERE: Final = Path(__file__).resolve().parent
+from _common import HERE, SinkProcess, report
+
 LIBRARIES: Final = ("otel_segment", "segment")
 SCENARIOS: Final = ("burst", "latency")
 LATENCY_SECONDS: Final = 0.05
@@ -72,42 +72,9 @@ DETAILS: Final = (
 )
 
 
-class SinkProcess:
-    """A ``bench/sink_proc.py`` child: its sink URL and control URL; ends when stdin closes."""
-
-    def __init__(self, latency_seconds: float) -> None:
-        self.latency_seconds = latency_seconds
-        self._process = subprocess.Popen(
-            [sys.executable, str(HERE / "sink_proc.py"), "--latency", str(latency_seconds)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        if self._process.stdout is None:
-            raise RuntimeError("no pipe to the sink process")
-        line = self._process.stdout.readline()
-        if not line:
-            raise RuntimeError("the sink process did not start")
-        addresses = json.loads(line)
-        self.url: str = addresses["url"]
-        self.control: str = addresses["control"]
-
-    def close(self) -> None:
-        """Close its stdin (it stops serving) and wait for it."""
-        if self._process.stdin is not None:
-            self._process.stdin.close()
-        try:
-            self._process.wait(10)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
-        if self._process.stdout is not None:
-            self._process.stdout.close()
-
-
 def run_worker(library: str, scenario: str, sink: SinkProcess) -> dict[str, Any]:
     """Run ``bench/core.py`` once in a fresh process; its ``RESULT`` dict."""
-    command = [sys.executable, str(HERE / "core.py"), library, scenario, sink.url, sink.control]
+    command = [sys.executable, str(HERE / "core.py"), library, scenario, sink.url, sink.control_url]
     done = subprocess.run(
         command, capture_output=True, text=True, timeout=WORKER_TIMEOUT_SECONDS, check=False
     )
@@ -229,7 +196,7 @@ def main() -> None:
             sink.close()
     verdicts = print_table(results, max(args.rounds, 1))
     print(f"load average at the end: {os.getloadavg()[0]:.2f}")
-    print("RESULT " + json.dumps({"medians": results, "pass": verdicts}), flush=True)
+    report(None, {"medians": results, "pass": verdicts})
     if not args.skip_bridges:
         run_bridges()
 

@@ -1,37 +1,41 @@
 """
-The delivery pipeline: a bounded queue, workers, batches, retries, exit and fork.
-
-Encoded messages wait in a bounded queue; worker threads cut byte-limited batches and
-send them with retries; flush and shutdown wait for them; a forked child gets a pipeline of its own.
+The delivery pipeline: a bounded queue, workers, batches, flush, shutdown and fork.
 
 The caller's thread only appends bytes to a deque under a lock; it never waits on the
 network. Workers send a batch when ``flush_at`` messages wait, when the oldest queued
 message has waited ``flush_interval`` seconds, or at once on flush/shutdown. A batch takes
 every queued message that fits in ``max_batch_bytes`` (envelope included), so a backlog
 is sent in large batches, and ``max_in_flight`` workers keep requests overlapping when
-the endpoint is far away.
+the endpoint is far away. A forked child gets a pipeline of its own.
+
+One batch is sent, with retries, by :mod:`otel_segment._delivery`; messages that will not
+be delivered are logged and handed to ``on_error`` by :mod:`otel_segment._reporting`.
 """
 
 from __future__ import annotations
 
 import collections
 import contextvars
+import functools
 import logging
-import os
 import threading
 import time
-import weakref
-from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Final
 
-import orjson
-
-from otel_segment.messages import now_timestamp
+from otel_segment._delivery import send_batch
+from otel_segment._lifecycle import deadline_after, forget_at_fork, remaining, reset_at_fork
+from otel_segment._reporting import (
+    DeliveryError,
+    ErrorCallback,
+    QueueFullError,
+    Reporter,
+    ShutdownError,
+)
 
 if TYPE_CHECKING:
     from otel_segment.encoding import BatchEnvelope
     from otel_segment.retry import RetryPolicy
-    from otel_segment.transport import HttpTransport, Outcome
+    from otel_segment.transport import HttpTransport
 
 __all__ = [
     "BatchProcessor",
@@ -44,44 +48,24 @@ __all__ = [
 
 _logger = logging.getLogger("otel_segment")
 
-ErrorCallback = Callable[[Exception, list[dict[str, Any]]], object]
-"""``on_error(exception, messages)``: called for messages that will not be delivered."""
-
-_DROP_WARNING_INTERVAL_SECONDS: Final = 10.0
 _ABORT_GRACE_SECONDS: Final = 0.1
+_COUNTERS: Final = (
+    "enqueued",
+    "delivered",
+    "dropped",
+    "rejected",
+    "failed",
+    "retried",
+    "batches",
+    "bytes",
+)
 
 _IN_PIPELINE: Final = contextvars.ContextVar("otel_segment_in_pipeline", default=False)
-
-# Every live processor, so that one fork hook reaches them all.
-_LIVE: Final[weakref.WeakSet[BatchProcessor]] = weakref.WeakSet()
 
 
 def in_pipeline() -> bool:
     """Whether this code runs inside the pipeline's own delivery (a worker or a sync send)."""
     return _IN_PIPELINE.get()
-
-
-class DeliveryError(Exception):
-    """
-    A batch was given up.
-
-    Attributes:
-        status: The last HTTP status, or ``None`` when no response arrived.
-        attempts: How many times the batch was sent.
-    """
-
-    def __init__(self, reason: str, *, status: int | None = None, attempts: int = 0) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.attempts = attempts
-
-
-class QueueFullError(Exception):
-    """The queue held ``max_queue_size`` messages; this one was dropped."""
-
-
-class ShutdownError(Exception):
-    """The client shut down before these messages could be delivered."""
 
 
 class BatchProcessor:
@@ -120,11 +104,11 @@ class BatchProcessor:
         self._flush_interval = flush_interval
         self._max_queue_size = max_queue_size
         self._batch_budget = max_batch_bytes - envelope.overhead
-        self._on_error = on_error
+        self._on_error = on_error  # a fresh Reporter gets it in each process
         self._max_in_flight = max_in_flight
         self._closed = False
         self._reset()
-        _LIVE.add(self)
+        reset_at_fork(self)
 
     def _reset(self) -> None:
         """Fresh state: at construction, and in a forked child."""
@@ -135,26 +119,12 @@ class BatchProcessor:
         self._queue: collections.deque[bytes] = collections.deque()
         self._queued_bytes = 0  # the queued messages' sizes, plus one comma each
         self._workers: list[threading.Thread] = []
-        self._stopping = False
         self._flushing = 0
         self._first_at: float | None = None
         self._taken = 0
         self._inflight: dict[int, int] = {}
-        self._counts = dict.fromkeys(
-            (
-                "enqueued",
-                "delivered",
-                "dropped",
-                "rejected",
-                "failed",
-                "retried",
-                "batches",
-                "bytes",
-            ),
-            0,
-        )
-        self._drops_unwarned = 0
-        self._last_drop_warning = -_DROP_WARNING_INTERVAL_SECONDS
+        self._counts = dict.fromkeys(_COUNTERS, 0)
+        self._reporter = Reporter(self._on_error)
 
     # -- the caller's side ---------------------------------------------------------
 
@@ -202,8 +172,7 @@ class BatchProcessor:
     def reject(self, message: Any, error: Exception) -> None:
         """Count and report a message refused before queueing (too large)."""
         self.count_rejected()
-        _logger.warning("message rejected: %s", error)
-        self._report_decoded(error, [message])
+        self._reporter.rejected(error, message)
 
     def stats(self) -> dict[str, int]:
         """Counters since start, and ``queued``: messages waiting now."""
@@ -241,17 +210,16 @@ class BatchProcessor:
         Returns:
             Whether everything was delivered or failed on its own before the deadline.
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = deadline_after(timeout)
         with self._lock:
             if self._closed:
                 return not self._queue and not self._inflight
-            self._closed = True
-            self._stopping = True
+            self._closed = True  # workers cut what is left at once, then stop
             self._work.notify_all()
             workers = list(self._workers)
-        _LIVE.discard(self)
+        forget_at_fork(self)
         for worker in workers:
-            worker.join(None if deadline is None else max(deadline - time.monotonic(), 0.0))
+            worker.join(remaining(deadline))
         finished = not any(worker.is_alive() for worker in workers)
         if not finished:
             self._abort.set()
@@ -264,10 +232,10 @@ class BatchProcessor:
             finished = finished and not left
         if left:
             self._fail(ShutdownError(f"shut down with {len(left)} messages undelivered"), left)
-        if not finished:
-            self._await_aborted(workers)
         if finished:
             self._transport.close()
+        else:
+            self._await_aborted(workers)
         return finished
 
     def _await_aborted(self, workers: list[threading.Thread]) -> None:
@@ -277,9 +245,9 @@ class BatchProcessor:
         A worker waiting to retry wakes at once and hands its batch to ``on_error``; one
         still inside a request cannot be stopped, and its batch's fate is unknown.
         """
-        grace_ends = time.monotonic() + _ABORT_GRACE_SECONDS
+        grace_ends = deadline_after(_ABORT_GRACE_SECONDS)
         for worker in workers:
-            worker.join(max(grace_ends - time.monotonic(), 0.0))
+            worker.join(remaining(grace_ends))
         with self._lock:
             unknown = sum(self._inflight.values())
         if unknown:
@@ -327,7 +295,7 @@ class BatchProcessor:
                     if self._due(now >= due):
                         return self._cut(now)
                     self._work.wait(due - now)
-                elif self._stopping:
+                elif self._closed:
                     return None
                 else:
                     self._work.wait()
@@ -343,7 +311,7 @@ class BatchProcessor:
         return (
             waited_enough
             or self._flushing > 0
-            or self._stopping
+            or self._closed
             or self._queued_bytes > self._batch_budget
             or (len(self._queue) >= self._flush_at and not self._inflight)
         )
@@ -373,31 +341,21 @@ class BatchProcessor:
 
     def _deliver(self, items: list[bytes]) -> bool:
         """Send one batch until it is accepted or given up; ``True`` if accepted."""
-        attempts = 0
-        started = time.monotonic()
-        while True:
-            body = self._envelope.body(items, now_timestamp())
-            outcome = self._transport.post(body, retry_count=attempts)
-            attempts += 1
-            if outcome.ok:
-                self._count(delivered=len(items), batches=1, bytes=len(body))
-                self._acknowledged(items)
-                _logger.debug("delivered %d messages (%d bytes)", len(items), len(body))
-                return True
-            wait = self._policy.wait_seconds(
-                attempts=attempts,
-                status=outcome.status,
-                retry_after=outcome.retry_after,
-                elapsed=time.monotonic() - started,
-            )
-            if wait is None or self._abort.is_set():
-                self._fail(_delivery_error(outcome, attempts), items)
-                return False
-            self._count(retried=1)
-            _logger.debug("retrying in %.2f s after: %s", wait, outcome.error)
-            if self._abort.wait(wait):
-                self._fail(_delivery_error(outcome, attempts, "shut down while"), items)
-                return False
+        sent = send_batch(
+            items,
+            transport=self._transport,
+            envelope=self._envelope,
+            policy=self._policy,
+            abort=self._abort,
+            retried=functools.partial(self._count, retried=1),
+        )
+        if isinstance(sent, DeliveryError):
+            self._fail(sent, items)
+            return False
+        self._count(delivered=len(items), batches=1, bytes=sent)
+        self._acknowledged(items)
+        _logger.debug("delivered %d messages (%d bytes)", len(items), sent)
+        return True
 
     def _count(self, **increments: int) -> None:
         with self._lock:
@@ -421,38 +379,18 @@ class BatchProcessor:
     # -- failures ------------------------------------------------------------------
 
     def _fail(self, error: Exception, items: list[bytes]) -> None:
+        """Count, log and report messages given up."""
         self._count(failed=len(items))
-        _logger.error("%d message(s) not delivered: %s", len(items), error)
-        self._report(error, items)
+        self._reporter.failed(error, items)
 
     def _dropped(self, items: list[bytes]) -> None:
-        with self._lock:
-            self._drops_unwarned += len(items)
-            now = time.monotonic()
-            warn = now - self._last_drop_warning >= _DROP_WARNING_INTERVAL_SECONDS
-            if warn:
-                count, self._drops_unwarned = self._drops_unwarned, 0
-                self._last_drop_warning = now
+        """Report messages the caller's enqueue dropped (already counted)."""
         error = (
-            QueueFullError(f"queue full ({self._max_queue_size} messages); message dropped")
-            if not self._closed
-            else ShutdownError("client is shut down; message dropped")
+            ShutdownError("client is shut down; message dropped")
+            if self._closed
+            else QueueFullError(f"queue full ({self._max_queue_size} messages); message dropped")
         )
-        if warn:
-            _logger.warning("%s (%d dropped since the last warning)", error, count)
-        self._report(error, items)
-
-    def _report(self, error: Exception, items: Iterable[bytes]) -> None:
-        if self._on_error:
-            self._report_decoded(error, [orjson.loads(item) for item in items])
-
-    def _report_decoded(self, error: Exception, messages: list[dict[str, Any]]) -> None:
-        if not self._on_error:
-            return
-        try:
-            self._on_error(error, messages)
-        except Exception:
-            _logger.exception("on_error callback raised")
+        self._reporter.dropped(error, items)
 
     # -- process lifecycle ---------------------------------------------------------
 
@@ -460,21 +398,3 @@ class BatchProcessor:
         """The child gets an empty queue, new locks, a new session; workers start lazily."""
         self._reset()
         self._transport.reset_after_fork()
-
-
-def _delivery_error(outcome: Outcome, attempts: int, prefix: str = "") -> DeliveryError:
-    lead = f"{prefix} retrying: " if prefix else ""
-    tries = f"{attempts} attempt{'s' if attempts != 1 else ''}"
-    return DeliveryError(
-        f"{lead}{outcome.error} (gave up after {tries})",
-        status=outcome.status,
-        attempts=attempts,
-    )
-
-
-def _reset_all_in_child() -> None:
-    for processor in list(_LIVE):
-        processor._after_fork_in_child()  # noqa: SLF001 - the registry's own hook
-
-
-os.register_at_fork(after_in_child=_reset_all_in_child)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import atexit
 import functools
 import logging
-import time
 import weakref
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final, Self, TypeVar
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Final, Self, TypeVar
 from opentelemetry import trace as otel_trace
 
 from otel_segment import _options, messages
+from otel_segment._lifecycle import deadline_after, remaining
 from otel_segment._options import DEFAULT_HOST, ENV_HOST, ENV_WRITE_KEY
 from otel_segment.batching import BatchProcessor, ErrorCallback, in_pipeline
 from otel_segment.encoding import BatchEnvelope, dumps
@@ -438,12 +438,11 @@ class Client:
         """
         if self._closed:
             return self._processor.shutdown(timeout)
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = deadline_after(timeout)
         self._periodic.stop(timeout)
         self._closed = True
         _LIVE.discard(self)
-        remaining = None if deadline is None else max(deadline - time.monotonic(), 0.0)
-        return self._processor.shutdown(remaining)
+        return self._processor.shutdown(remaining(deadline))
 
     def every(self, seconds: float, callback: Callable[[], object]) -> Callable[[], None]:
         """

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import threading
 import time
-import weakref
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING
+
+from otel_segment._lifecycle import reset_at_fork
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -22,9 +22,6 @@ if TYPE_CHECKING:
 __all__ = ["Periodic"]
 
 _logger = logging.getLogger("otel_segment")
-
-# Every timer, so that the fork hook can give each a fresh lock in the child.
-_LIVE: Final[weakref.WeakSet[Periodic]] = weakref.WeakSet()
 
 
 @dataclasses.dataclass(slots=True)
@@ -44,7 +41,7 @@ class Periodic:
         self._tasks: list[_Task] = []
         self._thread: threading.Thread | None = None
         self._stopped = False
-        _LIVE.add(self)
+        reset_at_fork(self)
 
     def _after_fork_in_child(self) -> None:
         """
@@ -128,11 +125,3 @@ def _call(task: _Task) -> None:
         task.callback()
     except Exception:
         _logger.exception("periodic callback %r raised", task.callback)
-
-
-def _reset_all_in_child() -> None:
-    for periodic in list(_LIVE):
-        periodic._after_fork_in_child()  # noqa: SLF001 - the registry's own hook
-
-
-os.register_at_fork(after_in_child=_reset_all_in_child)

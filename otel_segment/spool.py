@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import datetime as dt
 import logging
 import os
 import sqlite3
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Final, Self
+
+from otel_segment import _spool_db
 
 if TYPE_CHECKING:
     from collections.abc import Collection, Sequence
@@ -39,16 +39,6 @@ _logger = logging.getLogger("otel_segment")
 
 DEFAULT_SPOOL_MAX_BYTES: Final = 64 * 1024 * 1024
 """Message bytes a spool holds by default (64 MiB, about 100,000 typical messages)."""
-
-_APPLICATION_ID: Final = 0x6F53_706C  # "oSpl": marks a database as an otel_segment spool
-_SCHEMA_VERSION: Final = 1
-_IDS_PER_STATEMENT: Final = 500  # stays below SQLite's oldest bound on "?" parameters
-_WAL_SIZE_LIMIT_BYTES: Final = 4 * 1024 * 1024
-_BUSY_TIMEOUT_SECONDS: Final = 1.0
-_CREATE_TABLE: Final = (
-    "CREATE TABLE IF NOT EXISTS messages "
-    "(id INTEGER PRIMARY KEY, data BLOB NOT NULL, size INTEGER NOT NULL)"
-)
 
 # Connections a forked child inherited: kept referenced, never closed, because closing a
 # parent's SQLite connection in a child can disturb the parent's locks and WAL.
@@ -139,13 +129,11 @@ class Spool:
         self._lock_fd: int | None = _lock(self.path)
         try:
             self._db = self._open(recover=recover)
-            count, total, last = self._db.execute(
-                "SELECT COUNT(*), COALESCE(SUM(size), 0), COALESCE(MAX(id), 0) FROM messages"
-            ).fetchone()
+            self._count, self._total, last = _spool_db.totals(self._db)
         except BaseException:
             self.close()
             raise
-        self._count, self._total, self._next_id = int(count), int(total), int(last) + 1
+        self._next_id = last + 1
 
     def __repr__(self) -> str:
         """Show the path and the fill level."""
@@ -200,27 +188,22 @@ class Spool:
         db = self._connection()
         incoming = sum(map(len, items))
         try:
-            db.execute("BEGIN IMMEDIATE")
-            freed, removed = self._delete(db, delete) if delete else (0, 0)
-            total, count = self._total - freed, self._count - removed
-            evicted: list[bytes] = []
-            if total + incoming > self.max_bytes:
-                evicted = self._evict(db, total + incoming - self.max_bytes, protect)
-                total, count = total - sum(map(len, evicted)), count - len(evicted)
-            skip = 0
-            while skip < len(items) and total + incoming > self.max_bytes:
-                incoming -= len(items[skip])
-                skip += 1
-            kept = items[skip:]
-            ids = list(range(self._next_id, self._next_id + len(kept)))
-            db.executemany(
-                "INSERT INTO messages (id, data, size) VALUES (?, ?, ?)",
-                zip(ids, kept, map(len, kept), strict=True),
-            )
-            db.execute("COMMIT")
+            with _spool_db.transaction(db):
+                freed, removed = _spool_db.delete_rows(db, delete) if delete else (0, 0)
+                total, count = self._total - freed, self._count - removed
+                evicted: list[bytes] = []
+                if total + incoming > self.max_bytes:
+                    need = total + incoming - self.max_bytes
+                    evicted = _spool_db.evict_oldest(db, need, protect)
+                    total, count = total - sum(map(len, evicted)), count - len(evicted)
+                skip = 0
+                while skip < len(items) and total + incoming > self.max_bytes:
+                    incoming -= len(items[skip])
+                    skip += 1
+                kept = items[skip:]
+                ids = list(range(self._next_id, self._next_id + len(kept)))
+                _spool_db.insert_rows(db, ids, kept)
         except sqlite3.Error as exc:
-            with contextlib.suppress(sqlite3.Error):
-                db.execute("ROLLBACK")
             raise SpoolError(self.path, f"write failed: {exc}") from exc
         self._total, self._count = total + incoming, count + len(kept)
         self._next_id += len(kept)
@@ -243,10 +226,7 @@ class Spool:
             SpoolError: The database failed.
         """
         try:
-            rows = self._connection().execute(
-                "SELECT id, data FROM messages WHERE id > ? ORDER BY id LIMIT ?", (after, limit)
-            )
-            return [(rowid, bytes(data)) for rowid, data in rows]
+            return _spool_db.select_after(self._connection(), after, limit)
         except sqlite3.Error as exc:
             raise SpoolError(self.path, f"read failed: {exc}") from exc
 
@@ -256,13 +236,11 @@ class Spool:
         """Close the database (shrunk if empty) and release the lock; safe to call twice."""
         db, self._db = self._db, None
         if db is not None:
-            with contextlib.suppress(sqlite3.Error):  # best effort: the rows are all gone
-                if self._count == 0 and db.execute("PRAGMA freelist_count").fetchone()[0]:
-                    db.execute("VACUUM")  # an outage's backlog does not keep its disk space
+            if self._count == 0:
+                with contextlib.suppress(sqlite3.Error):  # best effort: the rows are all gone
+                    _spool_db.shrink(db)
             db.close()
-        fd, self._lock_fd = self._lock_fd, None
-        if fd is not None:
-            os.close(fd)  # closing the last descriptor releases the flock
+        self._release_lock()  # closing the last descriptor releases the flock
 
     def abandon(self) -> None:
         """
@@ -275,9 +253,7 @@ class Spool:
         db, self._db = self._db, None
         if db is not None:
             _INHERITED.append(db)
-        fd, self._lock_fd = self._lock_fd, None
-        if fd is not None:
-            os.close(fd)
+        self._release_lock()
 
     # -- internals -----------------------------------------------------------------
 
@@ -289,121 +265,32 @@ class Spool:
     def _open(self, *, recover: bool) -> sqlite3.Connection:
         """Open (creating if needed) and check the database; move it aside if asked."""
         try:
-            return _connect(self.path)
+            return self._connect()
         except sqlite3.Error as exc:
-            if not (recover and _is_corrupt(exc)):
-                hint = "; move it aside or delete it" if _is_corrupt(exc) else ""
+            if not (recover and _spool_db.is_corrupt(exc)):
+                hint = "; move it aside or delete it" if _spool_db.is_corrupt(exc) else ""
                 raise SpoolError(self.path, f"cannot be used as a spool: {exc}{hint}") from exc
-            aside = _move_aside(self.path)
+            try:
+                aside = _spool_db.move_aside(self.path)
+            except OSError as error:
+                reason = f"cannot move the unreadable file aside: {error.strerror}"
+                raise SpoolError(self.path, reason) from error
             _logger.warning("spool %s was corrupt (%s); moved it to %s", self.path, exc, aside)
         try:
-            return _connect(self.path)
+            return self._connect()
         except sqlite3.Error as exc:
             raise SpoolError(self.path, f"cannot create a new spool: {exc}") from exc
 
-    @staticmethod
-    def _delete(db: sqlite3.Connection, ids: Collection[int]) -> tuple[int, int]:
-        """Delete rows by id; their total size and number."""
-        listed = list(ids)
-        freed = removed = 0
-        for start in range(0, len(listed), _IDS_PER_STATEMENT):
-            chunk = listed[start : start + _IDS_PER_STATEMENT]
-            marks = ",".join("?" * len(chunk))  # only "?" placeholders go into the SQL
-            size, count = db.execute(
-                f"SELECT COALESCE(SUM(size), 0), COUNT(*) FROM messages WHERE id IN ({marks})",  # noqa: S608
-                chunk,
-            ).fetchone()
-            db.execute(f"DELETE FROM messages WHERE id IN ({marks})", chunk)  # noqa: S608
-            freed, removed = freed + size, removed + count
-        return freed, removed
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            return _spool_db.connect(self.path)
+        except OSError as exc:
+            raise SpoolError(self.path, f"cannot open the file: {exc.strerror}") from exc
 
-    def _evict(self, db: sqlite3.Connection, need: int, protect: Collection[int]) -> list[bytes]:
-        """Delete the oldest unprotected rows until *need* bytes are free; their data."""
-        victims: list[int] = []
-        evicted: list[bytes] = []
-        freed = 0
-        with contextlib.closing(db.execute("SELECT id, data FROM messages ORDER BY id")) as rows:
-            for rowid, data in rows:
-                if rowid in protect:
-                    continue
-                victims.append(rowid)
-                evicted.append(bytes(data))
-                freed += len(data)
-                if freed >= need:
-                    break
-        self._delete(db, victims)
-        return evicted
-
-
-class _CorruptError(sqlite3.DatabaseError):
-    """SQLite opened the file, but its integrity check failed."""
-
-
-class _UnusableError(sqlite3.Error):
-    """A sound database that this version cannot use as a spool (foreign, newer, no WAL)."""
-
-
-def _is_corrupt(error: sqlite3.Error) -> bool:
-    """Whether *error* says the file is damaged or not a database at all."""
-    code = getattr(error, "sqlite_errorcode", 0) & 0xFF
-    return isinstance(error, _CorruptError) or code in {
-        sqlite3.SQLITE_CORRUPT,
-        sqlite3.SQLITE_NOTADB,
-    }
-
-
-def _connect(path: str) -> sqlite3.Connection:
-    """Create the file (0600) if absent, open it in WAL mode and check it is a spool."""
-    try:
-        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600))
-    except OSError as exc:
-        raise SpoolError(path, f"cannot open the file: {exc.strerror}") from exc
-    db = sqlite3.connect(
-        path, timeout=_BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False
-    )
-    try:
-        _check_schema(db)
-    except BaseException:
-        db.close()
-        raise
-    return db
-
-
-def _check_schema(db: sqlite3.Connection) -> None:
-    """Switch to WAL; create the table in a new file; refuse a corrupt, foreign or newer one."""
-    (mode,) = db.execute("PRAGMA journal_mode=WAL").fetchone()
-    if str(mode).lower() != "wal":
-        raise _UnusableError(f"WAL mode is not available here (journal_mode={mode})")
-    db.execute("PRAGMA synchronous=NORMAL")
-    db.execute(f"PRAGMA journal_size_limit={_WAL_SIZE_LIMIT_BYTES}")
-    (check,) = db.execute("PRAGMA quick_check(1)").fetchone()
-    if check != "ok":
-        raise _CorruptError(f"integrity check failed: {check}")
-    (application_id,) = db.execute("PRAGMA application_id").fetchone()
-    tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    if application_id == 0 and not tables:
-        db.execute(f"PRAGMA application_id={_APPLICATION_ID}")
-        db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
-    elif application_id != _APPLICATION_ID:
-        raise _UnusableError("the file is an SQLite database of another application")
-    (version,) = db.execute("PRAGMA user_version").fetchone()
-    if version > _SCHEMA_VERSION:
-        raise _UnusableError(f"written by a newer otel_segment (schema {version})")
-    db.execute(_CREATE_TABLE)
-
-
-def _move_aside(path: str) -> str:
-    """Rename *path* and its WAL files to ``<path>.corrupt-<UTC time>``; the new name."""
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
-    aside = f"{path}.corrupt-{stamp}"
-    try:
-        for suffix in ("", "-wal", "-shm"):
-            source = Path(path + suffix)
-            if source.exists():
-                source.replace(aside + suffix)
-    except OSError as exc:
-        raise SpoolError(path, f"cannot move the unreadable file aside: {exc.strerror}") from exc
-    return aside
+    def _release_lock(self) -> None:
+        fd, self._lock_fd = self._lock_fd, None
+        if fd is not None:
+            os.close(fd)
 
 
 if sys.platform == "win32":  # pragma: no cover - the spool needs flock

@@ -1,4 +1,7 @@
-"""Helpers shared by the core's tests: a client factory and an ``on_error`` recorder."""
+"""
+Helpers shared by the tests: a client factory, an ``on_error`` recorder, and
+:func:`delivered` / :func:`fields` to read what a server received.
+"""
 
 from __future__ import annotations
 
@@ -89,3 +92,15 @@ class Clients:
 def message_ids(messages: Iterable[Mapping[str, object]]) -> list[str]:
     """The ``messageId`` of each message, in order."""
     return [str(message["messageId"]) for message in messages]
+
+
+def delivered(client: Client, server: ScriptedServer, n: int = 0) -> list[dict[str, Any]]:
+    """Flush *client*; the messages *server* accepted, once at least *n* arrived."""
+    assert client.flush(5), "the client did not flush within 5 s"
+    assert server.wait_for_messages(n, 5), f"{len(server.messages)} of {n} messages arrived"
+    return server.messages
+
+
+def fields(message: Mapping[str, Any], *keys: str) -> tuple[Any, ...]:
+    """The values of *keys* in *message*, in order (to compare with an expected tuple)."""
+    return tuple(message[key] for key in keys)

@@ -1,17 +1,30 @@
-"""Fixtures shared by the test suite: a scripted Segment-compatible server, plain and mTLS."""
+"""
+Fixtures shared by the test suite: a scripted Segment-compatible server (plain and mTLS),
+clients of it, and ``no_write_key``. Topical fixtures live in the plugins this module loads:
+``_logging`` (handler tests), ``_otel`` (span tests) and ``_spooled`` (spool tests).
+
+A test module that wants other defaults for ``clients`` (and ``spooled``) overrides
+``client_defaults``; one that wants another ``client`` defines its own fixture of that name.
+"""
 
 from __future__ import annotations
 
 import ssl
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import trustme
+from _helpers import Clients
 from _server import ScriptedServer, TlsServer
+
+import otel_segment
+from otel_segment import Client
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
+
+pytest_plugins = ["_logging", "_otel", "_spooled"]
 
 
 @pytest.fixture
@@ -38,3 +51,35 @@ def tls_server(tmp_path: Path) -> Iterator[TlsServer]:
     context.verify_mode = ssl.CERT_REQUIRED
     with ScriptedServer(ssl_context=context) as server:
         yield TlsServer(server, str(ca_path), (str(cert_path), str(key_path)))
+
+
+@pytest.fixture
+def client(segment_server: ScriptedServer) -> Iterator[Client]:
+    """A client of the test server with the library's defaults, shut down afterwards."""
+    client = Client("test-key", host=segment_server.url)
+    try:
+        yield client
+    finally:
+        client.shutdown(5)
+
+
+@pytest.fixture
+def client_defaults() -> dict[str, Any]:
+    """Options of every client ``clients`` builds (none here; a module may override this)."""
+    return {}
+
+
+@pytest.fixture
+def clients(segment_server: ScriptedServer, client_defaults: dict[str, Any]) -> Iterator[Clients]:
+    """A factory of clients of the test server, all shut down afterwards."""
+    factory = Clients(segment_server, **client_defaults)
+    yield factory
+    factory.close()
+
+
+@pytest.fixture
+def no_write_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No default client, and no write key to build one (neither set nor in the environment)."""
+    monkeypatch.setattr(otel_segment, "default_client", None)
+    monkeypatch.setattr(otel_segment, "write_key", None)
+    monkeypatch.delenv("SEGMENT_WRITE_KEY", raising=False)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 from _helpers import Clients, ErrorLog, message_ids
@@ -21,17 +21,6 @@ from otel_segment import (
     ShutdownError,
 )
 from otel_segment.batching import in_pipeline
-
-if TYPE_CHECKING:
-    from collections.abc import Iterator
-
-
-@pytest.fixture
-def clients(segment_server: ScriptedServer) -> Iterator[Clients]:
-    """A factory of clients of the test server, all shut down afterwards."""
-    factory = Clients(segment_server)
-    yield factory
-    factory.close()
 
 
 class TestTriggers:

@@ -198,17 +198,23 @@ def _write_log(path: pathlib.Path, records: list[tuple[str, dict[str, object]]])
         handler.close()
 
 
+def _import(server: ScriptedServer, log: pathlib.Path, *options: str) -> int:
+    """Run ``otel-segment import [OPTIONS] LOG`` against *server*; the exit status."""
+    return main(["import", *options, str(log), "--host", server.url, "--write-key", "k"])
+
+
 class TestImport:
     """``otel-segment import FILE...``."""
 
+    @pytest.fixture
+    def log(self, tmp_path: pathlib.Path) -> pathlib.Path:
+        """Where the test writes the log file it imports."""
+        return tmp_path / "app.jsonl"
+
     def test_replays_annotated_lines_with_their_times(
-        self,
-        segment_server: ScriptedServer,
-        tmp_path: pathlib.Path,
-        capsys: pytest.CaptureFixture[str],
+        self, segment_server: ScriptedServer, log: pathlib.Path, capsys: pytest.CaptureFixture[str]
     ) -> None:
         """Annotated lines become messages with their original timestamps; others are counted."""
-        log = tmp_path / "app.jsonl"
         _write_log(
             log,
             [
@@ -219,7 +225,7 @@ class TestImport:
         )
         times = [json.loads(line)["timestamp"] for line in log.read_text().splitlines()]
 
-        status = main(["import", str(log), "--host", segment_server.url, "--write-key", "k"])
+        status = _import(segment_server, log)
 
         assert 0 == status
         track, identify = segment_server.messages
@@ -229,13 +235,9 @@ class TestImport:
         assert "read 3 lines: 2 sent, 1 without a segment annotation" in capsys.readouterr().err
 
     def test_malformed_lines_are_reported_and_skipped(
-        self,
-        segment_server: ScriptedServer,
-        tmp_path: pathlib.Path,
-        capsys: pytest.CaptureFixture[str],
+        self, segment_server: ScriptedServer, log: pathlib.Path, capsys: pytest.CaptureFixture[str]
     ) -> None:
         """Bad JSON and invalid annotations are named by line number; the rest is sent."""
-        log = tmp_path / "mixed.jsonl"
         good = {
             "message": "Ok",
             "timestamp": "2024-05-01T10:00:00+00:00",
@@ -250,7 +252,7 @@ class TestImport:
         ]
         log.write_text("\n".join(lines) + "\n")
 
-        status = main(["import", str(log), "--host", segment_server.url, "--write-key", "k"])
+        status = _import(segment_server, log)
 
         err = capsys.readouterr().err
         assert 1 == status
@@ -261,26 +263,19 @@ class TestImport:
         assert "2024-05-01T10:00:00.000+00:00" == segment_server.messages[0]["timestamp"]
 
     def test_dry_run_sends_nothing(
-        self,
-        segment_server: ScriptedServer,
-        tmp_path: pathlib.Path,
-        capsys: pytest.CaptureFixture[str],
+        self, segment_server: ScriptedServer, log: pathlib.Path, capsys: pytest.CaptureFixture[str]
     ) -> None:
         """--dry-run validates every line and makes no request."""
-        log = tmp_path / "dry.jsonl"
         _write_log(log, [("Signed Up", {"segment": {"user_id": "u1"}})] * 3)
 
-        status = main(
-            ["import", "--dry-run", str(log), "--host", segment_server.url, "--write-key", "k"]
-        )
+        status = _import(segment_server, log, "--dry-run")
 
         assert 0 == status
         assert [] == segment_server.requests
         assert "3 valid" in capsys.readouterr().err
 
-    def test_reads_stdin(self, segment_server: ScriptedServer, tmp_path: pathlib.Path) -> None:
+    def test_reads_stdin(self, segment_server: ScriptedServer, log: pathlib.Path) -> None:
         """``-`` reads the lines from standard input."""
-        log = tmp_path / "stdin.jsonl"
         _write_log(log, [("From Stdin", {"segment": {"anonymous_id": "a1"}})])
         env = {**os.environ, "SEGMENT_WRITE_KEY": "k", "SEGMENT_HOST": segment_server.url}
 

@@ -9,15 +9,13 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from _helpers import TIMESTAMP_RE, Clients, message_ids
+from _helpers import TIMESTAMP_RE, Clients, delivered, message_ids
 from opentelemetry.sdk.trace import TracerProvider
 
 import otel_segment
 from otel_segment import Client, ClientClosedError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
     from _server import ScriptedServer
 
 LIBRARY = {"name": "otel-segment", "version": otel_segment.__version__}
@@ -25,24 +23,9 @@ CALLS = ("track", "identify", "page", "screen", "group", "alias")
 
 
 @pytest.fixture
-def clients(segment_server: ScriptedServer) -> Iterator[Clients]:
-    """A factory of clients of the test server, all shut down afterwards."""
-    factory = Clients(segment_server)
-    yield factory
-    factory.close()
-
-
-@pytest.fixture
 def client(clients: Clients) -> Client:
     """A client of the test server that sends only on flush (keeps the order of calls)."""
     return clients(flush_interval=30)
-
-
-def received(server: ScriptedServer, client: Client, n: int = 1) -> list[dict[str, Any]]:
-    """Flush *client* and return the messages *server* accepted (at least *n*)."""
-    assert client.flush(timeout=5)
-    assert server.wait_for_messages(n)
-    return server.messages
 
 
 class TestWireShape:
@@ -53,7 +36,7 @@ class TestWireShape:
         ok, returned = client.track(
             "u1", "Order Completed", {"total": 42.5}, integrations={"All": False}
         )
-        [message] = received(segment_server, client)
+        [message] = delivered(client, segment_server, 1)
 
         assert ok
         assert returned == message
@@ -77,7 +60,7 @@ class TestWireShape:
         """An identify carries traits; absent traits are {} and absent ids null."""
         client.identify("u1", {"plan": "pro"})
         client.identify(anonymous_id="a1")
-        first, second = received(segment_server, client, 2)
+        first, second = delivered(client, segment_server, 2)
 
         assert ("identify", "u1", None, {"plan": "pro"}) == (
             first["type"],
@@ -99,7 +82,7 @@ class TestWireShape:
         """Page and screen carry category, name and properties; absent ones are null / {}."""
         getattr(client, kind)("u1", "Docs", "Install", {"path": "/install"})
         getattr(client, kind)(anonymous_id="a1")
-        first, second = received(segment_server, client, 2)
+        first, second = delivered(client, segment_server, 2)
 
         assert (kind, "Docs", "Install", {"path": "/install"}) == (
             first["type"],
@@ -112,7 +95,7 @@ class TestWireShape:
     def test_group(self, segment_server: ScriptedServer, client: Client) -> None:
         """A group carries groupId and traits."""
         client.group("u1", "g1", {"seats": 5})
-        [message] = received(segment_server, client)
+        [message] = delivered(client, segment_server, 1)
 
         assert ("group", "u1", "g1", {"seats": 5}) == (
             message["type"],
@@ -124,7 +107,7 @@ class TestWireShape:
     def test_alias(self, segment_server: ScriptedServer, client: Client) -> None:
         """An alias carries previousId and userId, and no anonymousId."""
         client.alias("old", "new")
-        [message] = received(segment_server, client)
+        [message] = delivered(client, segment_server, 1)
 
         assert ("alias", "old", "new") == (
             message["type"],
@@ -139,7 +122,7 @@ class TestWireShape:
         client.track(42, "Ev", anonymous_id=7)
         client.group(1, 2)
         client.alias(3, 4)
-        track, group, alias = received(segment_server, client, 3)
+        track, group, alias = delivered(client, segment_server, 3)
 
         assert ("42", "7") == (track["userId"], track["anonymousId"])
         assert ("1", "2") == (group["userId"], group["groupId"])
@@ -151,7 +134,7 @@ class TestWireShape:
         when = dt.datetime(2024, 5, 1, 12, 0, 0, 123456)  # noqa: DTZ001 - naive on purpose
         client.track("u1", "A", timestamp=when)
         client.track("u1", "B", timestamp=dt.datetime(2024, 5, 1, 12, tzinfo=plus_two))
-        naive, aware = received(segment_server, client, 2)
+        naive, aware = delivered(client, segment_server, 2)
 
         assert "2024-05-01T12:00:00.123+00:00" == naive["timestamp"]
         assert "2024-05-01T12:00:00.000+02:00" == aware["timestamp"]
@@ -159,13 +142,13 @@ class TestWireShape:
     def test_message_id_given_is_kept(self, segment_server: ScriptedServer, client: Client) -> None:
         """A message_id passed in is the messageId on the wire."""
         client.track("u1", "Ev", message_id="my-id-1")
-        assert ["my-id-1"] == message_ids(received(segment_server, client))
+        assert ["my-id-1"] == message_ids(delivered(client, segment_server, 1))
 
     def test_message_ids_are_unique(self, segment_server: ScriptedServer, client: Client) -> None:
         """Every message gets its own uuid4."""
         for _ in range(200):
             client.track("u1", "Ev")
-        assert 200 == len(set(message_ids(received(segment_server, client, 200))))
+        assert 200 == len(set(message_ids(delivered(client, segment_server, 200))))
 
 
 class TestContext:
@@ -185,7 +168,7 @@ class TestContext:
             context={"app": {"version": "2"}, "ip": "10.0.0.1", "library": {"name": "x"}},
         )
         client.track("u1", "Ev2")
-        first, second = received(segment_server, client, 2)
+        first, second = delivered(client, segment_server, 2)
 
         assert {
             "app": {"name": "shop", "version": "2"},
@@ -216,7 +199,7 @@ class TestContext:
             client.track("u1", "Ev")
             client.track("u1", "Own", context={"trace": {"trace_id": "mine"}})
         provider.shutdown()
-        first, second = received(segment_server, client, 2)
+        first, second = delivered(client, segment_server, 2)
 
         span_context = span.get_span_context()
         assert {
@@ -248,7 +231,7 @@ class TestCompatibility:
         client.screen("u1", "Cat", "Name", {"s": 1})
         client.group("u1", "g1", {"seats": 3})
         client.alias("old", "new")
-        track, identify, page, screen, group, alias = received(segment_server, client, 6)
+        track, identify, page, screen, group, alias = delivered(client, segment_server, 6)
 
         assert ("Ev", {"a": 1}) == (track["event"], track["properties"])
         assert {"plan": "pro"} == identify["traits"]
@@ -300,7 +283,7 @@ class TestResults:
     ) -> None:
         """client.message(type, **fields) sends the same message as the named call."""
         ok, message = client.message(kind, **fields)
-        [arrived] = received(segment_server, client)
+        [arrived] = delivered(client, segment_server, 1)
         assert (True, kind, message) == (ok, arrived["type"], arrived)
 
     def test_message_unknown_type(self, client: Client) -> None:
@@ -330,20 +313,11 @@ class TestResults:
     def test_stats_keys(self, segment_server: ScriptedServer, client: Client) -> None:
         """stats() has every counter of DESIGN.md, plus queued."""
         client.track("u1", "Ev")
-        received(segment_server, client)
+        delivered(client, segment_server, 1)
         stats = client.stats()
 
-        assert {
-            "enqueued",
-            "delivered",
-            "dropped",
-            "rejected",
-            "failed",
-            "retried",
-            "batches",
-            "bytes",
-            "queued",
-        } == set(stats)
+        counters = "enqueued delivered dropped rejected failed retried batches bytes queued"
+        assert set(counters.split()) == set(stats)
         assert (1, 1, 1, 0) == (
             stats["enqueued"],
             stats["delivered"],

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from _helpers import delivered
 from opentelemetry.sdk.trace import TracerProvider
 
 import otel_segment
@@ -64,12 +65,6 @@ def tracer() -> Iterator[Tracer]:
     provider = TracerProvider(shutdown_on_exit=False)
     yield provider.get_tracer("test")
     provider.shutdown()
-
-
-def delivered(client: Client, server: ScriptedServer) -> list[dict[str, Any]]:
-    """Flush *client*; the messages *server* received."""
-    assert client.flush(5)
-    return server.messages
 
 
 def props(message: dict[str, Any]) -> dict[str, Any]:
@@ -690,14 +685,12 @@ class TestDefaultClient:
         act(ADA)
         assert ["Later"] == [m["event"] for m in delivered(client, segment_server)]
 
+    @pytest.mark.usefixtures("no_write_key")
     def test_no_usable_default_client(
         self, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
     ) -> None:
         """With no write key anywhere, the call works and a warning says why nothing went."""
-        monkeypatch.setattr(otel_segment, "default_client", None)
-        monkeypatch.setattr(otel_segment, "write_key", None)
         monkeypatch.setattr(_default, "_listeners", [])
-        monkeypatch.delenv("SEGMENT_WRITE_KEY", raising=False)
 
         @tracked("Nowhere", user_id="user.id")
         def act(user: User) -> int:
@@ -863,7 +856,7 @@ class TestExample:
 
     def test_runs_and_shows_the_events(self) -> None:
         """It exits 0 and prints every event, the snapshot and the joined trace."""
-        done = subprocess.run(  # noqa: S603 - our own example, with this interpreter
+        done = subprocess.run(
             [sys.executable, str(EXAMPLE)], capture_output=True, text=True, timeout=30, check=False
         )
 

@@ -20,8 +20,6 @@ from otel_segment import EncodingError
 from otel_segment.encoding import BatchEnvelope, dumps
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
     from _server import ScriptedServer
 
     from otel_segment import Client
@@ -37,11 +35,9 @@ def strict_loads(data: bytes) -> Any:
 
 
 @pytest.fixture
-def client(segment_server: ScriptedServer) -> Iterator[Client]:
-    """A client of the test server, shut down afterwards."""
-    factory = Clients(segment_server)
-    yield factory(flush_interval=30)
-    factory.close()
+def client(clients: Clients) -> Client:
+    """A client of the test server that sends only on flush, shut down afterwards."""
+    return clients(flush_interval=30)
 
 
 class Opaque:

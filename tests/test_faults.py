@@ -33,7 +33,7 @@ from otel_segment.spool import Spool, SpoolError, SpoolLockedError
 from otel_segment.spooled import SpoolFullError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator
+    from collections.abc import Callable, Iterable
 
 CHILD = Path(__file__).with_name("_spool_child.py")
 PATIENT_RETRY = FAST_RETRY.replace(max_attempts=5, max_elapsed=10.0)
@@ -85,7 +85,7 @@ class Child:
     """A ``_spool_child.py`` process with pipes; killed and reaped on exit."""
 
     def __init__(self, *args: str, stderr: Any = subprocess.DEVNULL) -> None:
-        self.process = subprocess.Popen(  # noqa: S603 - our own script
+        self.process = subprocess.Popen(
             [sys.executable, str(CHILD), *args],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -125,7 +125,7 @@ class Child:
 
 def run_child(*args: str) -> dict[str, Any]:
     """Run a child to its end; the JSON it printed last."""
-    done = subprocess.run(  # noqa: S603 - our own script
+    done = subprocess.run(
         [sys.executable, str(CHILD), *args],
         capture_output=True,
         text=True,
@@ -138,25 +138,9 @@ def run_child(*args: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-def spool_path(tmp_path: Path) -> Path:
-    """Where the test's spool lives."""
-    return tmp_path / "spool.db"
-
-
-@pytest.fixture
-def spooled(spool_path: Path) -> Iterator[Callable[..., Client]]:
-    """Builds clients with the test's spool and fast retries; shuts them all down."""
-    made: list[Client] = []
-
-    def make(host: str, **options: Any) -> Client:
-        settings: dict[str, Any] = {"flush_at": 50, "retry": FAST_RETRY, "timeout": 5.0}
-        client = Client("test-key", host=host, spool=spool_path, **{**settings, **options})
-        made.append(client)
-        return client
-
-    yield make
-    for client in made:
-        client.shutdown(5)
+def client_defaults() -> dict[str, Any]:
+    """Spooled clients give up on a request after 5 s."""
+    return {"timeout": 5.0}
 
 
 def spooled_rows(path: Path) -> int:

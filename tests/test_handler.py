@@ -3,46 +3,26 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
-import uuid
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import pytest
+from _helpers import delivered
+from _logging import CREATED, CREATED_ISO, ListHandler
 from opentelemetry.sdk.trace import TracerProvider
 
 import otel_segment
 from otel_segment import Client, SegmentHandler, annotate
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable
 
     from _server import ScriptedServer
 
-CREATED = 1_700_000_000.123  # 2023-11-14T22:13:20.123 UTC
-CREATED_ISO = "2023-11-14T22:13:20.123+00:00"
-
-
-@pytest.fixture
-def client(segment_server: ScriptedServer) -> Iterator[Client]:
-    """A client of the test server, shut down afterwards."""
-    client = Client("test-key", host=segment_server.url)
-    try:
-        yield client
-    finally:
-        client.shutdown(5)
-
-
-@pytest.fixture
-def app_logger() -> Iterator[logging.Logger]:
-    """A logger of its own at DEBUG, not propagating; its handlers are closed afterwards."""
-    logger = logging.getLogger(f"tests.handler.{uuid.uuid4().hex}")
-    logger.setLevel(logging.DEBUG)
-    logger.propagate = False
-    yield logger
-    for handler in list(logger.handlers):
-        logger.removeHandler(handler)
-        handler.close()
+Received: TypeAlias = "Callable[[int], list[dict[str, Any]]]"
+"""``received(n)``: flush the client; the server's messages once *n* arrived."""
 
 
 @pytest.fixture
@@ -53,23 +33,10 @@ def handler(client: Client, app_logger: logging.Logger) -> SegmentHandler:
     return handler
 
 
-class ListHandler(logging.Handler):
-    """Keeps every record it is given."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.format(record)  # as an ordinary handler would: sets message (and asctime)
-        self.records.append(record)
-
-
-def delivered(client: Client, server: ScriptedServer, n: int) -> list[dict[str, Any]]:
-    """Flush *client* and return the server's messages once *n* arrived."""
-    assert client.flush(5)
-    assert server.wait_for_messages(n, 5)
-    return server.messages
+@pytest.fixture
+def received(client: Client, segment_server: ScriptedServer) -> Received:
+    """Flushes *client*; returns the server's messages once a given number arrived."""
+    return functools.partial(delivered, client, segment_server)
 
 
 def log_at(logger: logging.Logger, msg: str, extra: dict[str, Any]) -> None:
@@ -83,13 +50,11 @@ class TestMessageTypes:
     """Each message type arrives with the record's defaults applied."""
 
     @pytest.mark.usefixtures("handler")
-    def test_track_defaults(
-        self, app_logger: logging.Logger, client: Client, segment_server: ScriptedServer
-    ) -> None:
+    def test_track_defaults(self, app_logger: logging.Logger, received: Received) -> None:
         """type defaults to track; the message is the event; record.created the timestamp."""
         log_at(app_logger, "Signed Up", {"segment": {"user_id": "u1"}})
 
-        [message] = delivered(client, segment_server, 1)
+        [message] = received(1)
         expected = {"type": "track", "event": "Signed Up", "userId": "u1", "properties": {}}
         assert expected == {key: message[key] for key in expected}
         assert CREATED_ISO == message["timestamp"]
@@ -127,22 +92,19 @@ class TestMessageTypes:
     def test_each_type(
         self,
         app_logger: logging.Logger,
-        client: Client,
-        segment_server: ScriptedServer,
+        received: Received,
         annotation: dict[str, Any],
         expected: dict[str, Any],
     ) -> None:
         """The annotation's type and fields make the message; explicit names win."""
         log_at(app_logger, "Pricing", {"segment": annotation})
 
-        [message] = delivered(client, segment_server, 1)
+        [message] = received(1)
         assert expected == {key: message.get(key) for key in expected}
         assert CREATED_ISO == message["timestamp"]
 
     @pytest.mark.usefixtures("handler")
-    def test_explicit_common_fields(
-        self, app_logger: logging.Logger, client: Client, segment_server: ScriptedServer
-    ) -> None:
+    def test_explicit_common_fields(self, app_logger: logging.Logger, received: Received) -> None:
         """context, integrations, message_id and timestamp given are used as given."""
         when = dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.UTC)
         app_logger.info(
@@ -156,7 +118,7 @@ class TestMessageTypes:
             ),
         )
 
-        [message] = delivered(client, segment_server, 1)
+        [message] = received(1)
         actual = (message["userId"], message["messageId"], message["timestamp"])
         assert ("7", "m-1", "2024-05-01T12:00:00.000+00:00") == actual
         assert ("10.0.0.1", {"All": False}) == (message["context"]["ip"], message["integrations"])
@@ -166,9 +128,7 @@ class TestExtras:
     """A record's other extra fields become properties or traits."""
 
     @pytest.mark.usefixtures("handler")
-    def test_extras_join_properties(
-        self, app_logger: logging.Logger, client: Client, segment_server: ScriptedServer
-    ) -> None:
+    def test_extras_join_properties(self, app_logger: logging.Logger, received: Received) -> None:
         """Extras join properties, explicit properties win, private names are left out."""
         extra = {
             "segment": {"user_id": "u1", "properties": {"plan": "pro"}},
@@ -178,13 +138,13 @@ class TestExtras:
         }
         app_logger.info("Order Completed", extra=extra)
 
-        [message] = delivered(client, segment_server, 1)
+        [message] = received(1)
         assert {"plan": "pro", "total": 42.5} == message["properties"]
 
     @pytest.mark.usefixtures("handler")
     @pytest.mark.parametrize("kind", ["identify", "group"])
     def test_extras_join_traits(
-        self, app_logger: logging.Logger, client: Client, segment_server: ScriptedServer, kind: str
+        self, app_logger: logging.Logger, received: Received, kind: str
     ) -> None:
         """For identify and group, extras join traits."""
         annotation = {"type": kind, "user_id": "u1", "group_id": "acme", "traits": {"a": 1}}
@@ -192,31 +152,30 @@ class TestExtras:
             del annotation["group_id"]
         app_logger.info("changed", extra={"segment": annotation, "seats": 5})
 
-        [message] = delivered(client, segment_server, 1)
+        [message] = received(1)
         assert {"a": 1, "seats": 5} == message["traits"]
 
     def test_standard_attributes_left_out(
         self,
         app_logger: logging.Logger,
         handler: SegmentHandler,
-        client: Client,
-        segment_server: ScriptedServer,
+        received: Received,
     ) -> None:
         """LogRecord attributes, and message/asctime set by a formatter, are no extras."""
-        formatting = ListHandler()
+        formatting = ListHandler(formats=True)
         formatting.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
         app_logger.handlers.insert(0, formatting)  # runs before the SegmentHandler
 
         app_logger.info("Signed Up %s", "now", extra=annotate(user_id="u1"), stack_info=True)
 
-        [message] = delivered(client, segment_server, 1)
+        [message] = received(1)
         assert ("Signed Up now", {}) == (message["event"], message["properties"])
         assert {"asctime", "message"} <= formatting.records[0].__dict__.keys()
         assert handler in app_logger.handlers
 
     @pytest.mark.usefixtures("handler")
     def test_values_converted_once_by_the_encoder(
-        self, app_logger: logging.Logger, client: Client, segment_server: ScriptedServer
+        self, app_logger: logging.Logger, received: Received
     ) -> None:
         """Extras are passed as they are; the encoder converts them on the wire."""
         when = dt.datetime(2024, 5, 1, tzinfo=dt.UTC)
@@ -224,19 +183,19 @@ class TestExtras:
             "Paid", extra={"segment": {"user_id": "u1"}, "amount": Decimal("1.10"), "at": when}
         )
 
-        [message] = delivered(client, segment_server, 1)
+        [message] = received(1)
         assert {"amount": "1.10", "at": "2024-05-01T00:00:00+00:00"} == message["properties"]
 
     @pytest.mark.usefixtures("handler")
     def test_alias_has_no_place_for_extras(
-        self, app_logger: logging.Logger, client: Client, segment_server: ScriptedServer
+        self, app_logger: logging.Logger, received: Received
     ) -> None:
         """An alias carries no properties: its record's extras are not sent."""
         app_logger.info(
             "merged", extra={**annotate("alias", previous_id="a", user_id="u1"), "x": 1}
         )
 
-        [message] = delivered(client, segment_server, 1)
+        [message] = received(1)
         assert "properties" not in message
         assert "traits" not in message
 
@@ -246,7 +205,7 @@ class TestUnannotated:
 
     @pytest.mark.usefixtures("handler")
     def test_only_annotated_records_are_sent(
-        self, app_logger: logging.Logger, client: Client, segment_server: ScriptedServer
+        self, app_logger: logging.Logger, client: Client, received: Received
     ) -> None:
         """Plain records, with or without extras, send nothing."""
         app_logger.debug("starting")
@@ -255,7 +214,7 @@ class TestUnannotated:
         app_logger.info("no annotation", extra={"segment": None})
         app_logger.info("Signed Up", extra=annotate(user_id="u1"))
 
-        [message] = delivered(client, segment_server, 1)
+        [message] = received(1)
         assert "Signed Up" == message["event"]
         assert (1, 0) == (client.stats()["enqueued"], client.stats()["rejected"])
 
@@ -274,15 +233,14 @@ class TestUnannotated:
         self,
         app_logger: logging.Logger,
         handler: SegmentHandler,
-        client: Client,
-        segment_server: ScriptedServer,
+        received: Received,
     ) -> None:
         """A handler filter can drop an annotated record."""
         handler.addFilter(lambda record: record.getMessage() != "skip me")
         app_logger.info("skip me", extra=annotate(user_id="u1"))
         app_logger.info("keep me", extra=annotate(user_id="u1"))
 
-        [message] = delivered(client, segment_server, 1)
+        [message] = received(1)
         assert "keep me" == message["event"]
 
 
@@ -307,7 +265,7 @@ class TestBadAnnotations:
         self,
         app_logger: logging.Logger,
         client: Client,
-        segment_server: ScriptedServer,
+        received: Received,
         caplog: pytest.LogCaptureFixture,
         capsys: pytest.CaptureFixture[str],
         extra: dict[str, Any],
@@ -318,7 +276,7 @@ class TestBadAnnotations:
             app_logger.info("Signed Up", extra=extra)
             app_logger.info("Signed Up", extra=annotate(user_id="u2"))
 
-        [message] = delivered(client, segment_server, 1)
+        [message] = received(1)
         assert "u2" == message["userId"]
         assert (1, 1) == (client.stats()["rejected"], client.stats()["enqueued"])
         warnings = [r.getMessage() for r in caplog.records if r.name == "otel_segment"]
@@ -382,16 +340,11 @@ class TestBadAnnotations:
 
         assert any("shut down" in r.getMessage() for r in caplog.records)
 
+    @pytest.mark.usefixtures("no_write_key")
     def test_no_default_client_drops_with_a_warning(
-        self,
-        app_logger: logging.Logger,
-        monkeypatch: pytest.MonkeyPatch,
-        caplog: pytest.LogCaptureFixture,
+        self, app_logger: logging.Logger, caplog: pytest.LogCaptureFixture
     ) -> None:
         """Without a write key the default client cannot be built: reported, not raised."""
-        monkeypatch.setattr(otel_segment, "default_client", None)
-        monkeypatch.setattr(otel_segment, "write_key", None)
-        monkeypatch.delenv("SEGMENT_WRITE_KEY", raising=False)
         app_logger.addHandler(SegmentHandler())
 
         with caplog.at_level(logging.WARNING, logger="otel_segment"):
@@ -405,9 +358,7 @@ class TestTraceCorrelation:
     """A record logged inside an active span carries its trace and span ids."""
 
     @pytest.mark.usefixtures("handler")
-    def test_trace_ids_in_context(
-        self, app_logger: logging.Logger, client: Client, segment_server: ScriptedServer
-    ) -> None:
+    def test_trace_ids_in_context(self, app_logger: logging.Logger, received: Received) -> None:
         """Inside a span: context.trace holds the hex ids; outside: no trace."""
         provider = TracerProvider()
         try:
@@ -417,7 +368,7 @@ class TestTraceCorrelation:
         finally:
             provider.shutdown()
 
-        inside, outside = delivered(client, segment_server, 2)
+        inside, outside = received(2)
         ids = span.get_span_context()
         expected = {"trace_id": f"{ids.trace_id:032x}", "span_id": f"{ids.span_id:016x}"}
         assert expected == inside["context"]["trace"]

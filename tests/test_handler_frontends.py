@@ -9,10 +9,11 @@ import sys
 import uuid
 import weakref
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 import structlog
+from _helpers import delivered
 from loguru import logger as loguru_logger
 
 from otel_segment import Client, SegmentHandler, annotate
@@ -43,35 +44,6 @@ EXAMPLE_OUTPUT: dict[str, list[str]] = {
     ],
 }
 """The lines each example prints first: the messages its sink received."""
-
-
-@pytest.fixture
-def client(segment_server: ScriptedServer) -> Iterator[Client]:
-    """A client of the test server, shut down afterwards."""
-    client = Client("test-key", host=segment_server.url)
-    try:
-        yield client
-    finally:
-        client.shutdown(5)
-
-
-@pytest.fixture
-def app_logger() -> Iterator[logging.Logger]:
-    """A logger of its own at DEBUG, not propagating; its handlers are closed afterwards."""
-    logger = logging.getLogger(f"tests.frontends.{uuid.uuid4().hex}")
-    logger.setLevel(logging.DEBUG)
-    logger.propagate = False
-    yield logger
-    for handler in list(logger.handlers):
-        logger.removeHandler(handler)
-        handler.close()
-
-
-def delivered(client: Client, server: ScriptedServer, n: int) -> list[dict[str, Any]]:
-    """Flush *client* and return the server's messages once *n* arrived."""
-    assert client.flush(5)
-    assert server.wait_for_messages(n, 5)
-    return server.messages
 
 
 class TestDictConfig:
@@ -181,7 +153,7 @@ class TestExamples:
     @pytest.mark.parametrize("script", sorted(EXAMPLE_OUTPUT))
     def test_runs(self, script: str) -> None:
         """The script exits 0 and prints the messages the sink received."""
-        result = subprocess.run(  # noqa: S603 - our own example, run by this interpreter
+        result = subprocess.run(
             [sys.executable, str(EXAMPLES / script)],
             capture_output=True,
             text=True,

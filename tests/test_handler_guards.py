@@ -8,6 +8,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from _logging import CREATED, CREATED_ISO, ListHandler
 
 import otel_segment
 from otel_segment import Client, RetryPolicy, SegmentHandler, annotate
@@ -16,31 +17,6 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from _server import ScriptedServer
-
-CREATED = 1_700_000_000.123
-CREATED_ISO = "2023-11-14T22:13:20.123+00:00"
-
-
-@pytest.fixture
-def client(segment_server: ScriptedServer) -> Iterator[Client]:
-    """A client of the test server, shut down afterwards."""
-    client = Client("test-key", host=segment_server.url)
-    try:
-        yield client
-    finally:
-        client.shutdown(5)
-
-
-@pytest.fixture
-def app_logger() -> Iterator[logging.Logger]:
-    """A logger of its own at DEBUG, not propagating; its handlers are closed afterwards."""
-    logger = logging.getLogger(f"tests.guards.{uuid.uuid4().hex}")
-    logger.setLevel(logging.DEBUG)
-    logger.propagate = False
-    yield logger
-    for handler in list(logger.handlers):
-        logger.removeHandler(handler)
-        handler.close()
 
 
 @pytest.fixture
@@ -53,17 +29,6 @@ def debug_everywhere() -> Iterator[logging.Logger]:
     yield root
     root.setLevel(levels[0])
     urllib3.setLevel(levels[1])
-
-
-class ListHandler(logging.Handler):
-    """Keeps every record it is given."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
 
 
 class TestRecursion:
@@ -163,6 +128,14 @@ class TestRecursion:
         assert 1 == client.stats()["enqueued"]
 
 
+def _signed_up(server: ScriptedServer, logger: logging.Logger, **options: Any) -> SegmentHandler:
+    """A handler owning a client of *server* (with *options*) on *logger*, which logs once."""
+    handler = SegmentHandler(write_key="test-key", host=server.url, **options)
+    logger.addHandler(handler)
+    logger.info("Signed Up", extra=annotate(user_id="u1"))
+    return handler
+
+
 class TestClose:
     """close() ends what the handler owns, and only that."""
 
@@ -170,9 +143,7 @@ class TestClose:
         self, segment_server: ScriptedServer, app_logger: logging.Logger
     ) -> None:
         """With client keyword arguments the handler owns its client and closes it."""
-        handler = SegmentHandler(write_key="test-key", host=segment_server.url, flush_at=10)
-        app_logger.addHandler(handler)
-        app_logger.info("Signed Up", extra=annotate(user_id="u1"))
+        handler = _signed_up(segment_server, app_logger, flush_at=10)
         handler.close()
         handler.close()
 
@@ -203,9 +174,7 @@ class TestClose:
         self, segment_server: ScriptedServer, app_logger: logging.Logger
     ) -> None:
         """flush() delivers what is queued without waiting for the flush interval."""
-        handler = SegmentHandler(write_key="test-key", host=segment_server.url, flush_interval=60)
-        app_logger.addHandler(handler)
-        app_logger.info("Signed Up", extra=annotate(user_id="u1"))
+        handler = _signed_up(segment_server, app_logger, flush_interval=60)
         started = time.monotonic()
         handler.flush()
 

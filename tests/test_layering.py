@@ -24,7 +24,10 @@ PACKAGE: Final = Path(otel_segment.__file__).parent
 
 LAYERS: Final = {
     "_version": 0,
+    "_spool_db": 0,
     "_options": 0,
+    "_lifecycle": 1,
+    "_reporting": 1,
     "encoding": 1,
     "retry": 1,
     "transport": 1,
@@ -33,6 +36,8 @@ LAYERS: Final = {
     "batching": 2,
     "periodic": 2,
     "spooled": 2,
+    "_delivery": 2,
+    "_spool_feed": 2,
     "client": 3,
     "_default": 4,
     "handler": 5,
@@ -57,7 +62,10 @@ TOP: Final = 7
 
 SIDEWAYS: Final = {
     ("transport", "retry"): "parse_retry_after(), a stdlib-only helper, reads Retry-After",
-    ("batching", "messages"): "now_timestamp() stamps each body's sentAt",
+    ("_delivery", "messages"): "now_timestamp() stamps each body's sentAt",
+    ("batching", "_delivery"): "the workers send each batch with send_batch()",
+    ("_spool_feed", "batching"): "SpoolFeed is a BatchProcessor",
+    ("spooled", "_spool_feed"): "SpooledProcessor is a SpoolFeed",
     ("spooled", "batching"): "SpooledProcessor is a BatchProcessor",
 }
 """Imports within one layer, each with its reason (a source may also use private helpers)."""

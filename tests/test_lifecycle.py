@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 def run_script(source: str, *args: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
     """Run *source* in a fresh interpreter with *args*; return the finished process."""
-    return subprocess.run(  # noqa: S603 - our own interpreter and script
+    return subprocess.run(
         [sys.executable, "-c", textwrap.dedent(source), *args],
         capture_output=True,
         text=True,

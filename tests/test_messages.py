@@ -13,8 +13,6 @@ from _helpers import TIMESTAMP_RE, Clients
 from otel_segment import messages
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
     from _server import ScriptedServer
 
     from otel_segment import Client
@@ -24,11 +22,9 @@ NAIVE = dt.datetime(2024, 1, 2, 3, 4, 5)  # noqa: DTZ001 - naive on purpose
 
 
 @pytest.fixture
-def client(segment_server: ScriptedServer) -> Iterator[Client]:
+def client(clients: Clients) -> Client:
     """A client of the test server, shut down afterwards."""
-    factory = Clients(segment_server)
-    yield factory()
-    factory.close()
+    return clients()
 
 
 class TestFormatTimestamp:

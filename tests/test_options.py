@@ -13,18 +13,9 @@ from otel_segment.client import DEFAULT_HOST, ENV_HOST, ENV_WRITE_KEY
 from otel_segment.sink import Sink
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
     from pathlib import Path
 
     from _server import ScriptedServer
-
-
-@pytest.fixture
-def clients(segment_server: ScriptedServer) -> Iterator[Clients]:
-    """A factory of clients of the test server, all shut down afterwards."""
-    factory = Clients(segment_server)
-    yield factory
-    factory.close()
 
 
 @pytest.fixture

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
+from _helpers import delivered, fields
+from _otel import SendSpan, end_span
 from opentelemetry.sdk.trace.export import (
     SimpleSpanProcessor,
 )
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Status, StatusCode
 
 import otel_segment
@@ -19,12 +18,11 @@ from otel_segment import Client, SegmentSpanExporter, SegmentSpanProcessor
 from otel_segment._otel_mapping import span_messages
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping
-
     from _server import ScriptedServer
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
     from opentelemetry.trace import Tracer
 
-RESOURCE = Resource.create({"service.name": "shop", "service.version": "1.2.3"})
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
@@ -35,54 +33,12 @@ def _iso(time_unix_nano: int) -> str:
     )
 
 
-@pytest.fixture
-def client(segment_server: ScriptedServer) -> Iterator[Client]:
-    """A client on the test server, shut down afterwards."""
-    with Client("test-key", host=segment_server.url) as client:
-        yield client
-
-
-@pytest.fixture
-def provider() -> Iterator[TracerProvider]:
-    """A tracer provider with a service resource, shut down afterwards."""
-    provider = TracerProvider(resource=RESOURCE, shutdown_on_exit=False)
-    yield provider
-    provider.shutdown()
-
-
-@pytest.fixture
-def finished(provider: TracerProvider) -> InMemorySpanExporter:
-    """Every sampled span of *provider*, kept by the SDK's in-memory exporter."""
-    exporter = InMemorySpanExporter()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    return exporter
-
-
-@pytest.fixture
-def tracer(provider: TracerProvider, client: Client) -> Tracer:
-    """A tracer whose spans go through a SegmentSpanProcessor on *client*."""
-    provider.add_span_processor(SegmentSpanProcessor(client=client))
-    return provider.get_tracer("test")
-
-
-def _span(tracer: Tracer, name: str, attributes: Mapping[str, Any]) -> None:
-    with tracer.start_as_current_span(name, attributes=dict(attributes)):
-        pass
-
-
-def _delivered(client: Client, server: ScriptedServer) -> list[dict[str, Any]]:
-    assert client.flush(5)
-    return server.messages
-
-
 class TestTrack:
     """A span marked with segment.event (or segment.type=track) becomes a track."""
 
     def test_track_from_span(
         self,
-        tracer: Tracer,
-        client: Client,
-        segment_server: ScriptedServer,
+        send_span: SendSpan,
         finished: InMemorySpanExporter,
     ) -> None:
         """Event, user, flattened properties, duration, status, end time, trace and app."""
@@ -93,18 +49,13 @@ class TestTrack:
             "segment.properties.currency": "EUR",
             "http.route": "/checkout",
         }
-        _span(tracer, "checkout", attributes)
+        [message] = send_span("checkout", attributes)
 
-        [message] = _delivered(client, segment_server)
         [span] = finished.get_finished_spans()
         assert span.end_time is not None
         assert span.start_time is not None
         duration_ms = round((span.end_time - span.start_time) / 1e6, 3)
-        assert ("track", "Order Completed", "u1") == (
-            message["type"],
-            message["event"],
-            message["userId"],
-        )
+        assert ("track", "Order Completed", "u1") == fields(message, "type", "event", "userId")
         assert {
             "total": 42.5,
             "currency": "EUR",
@@ -120,13 +71,10 @@ class TestTrack:
         assert {"name": "shop", "version": "1.2.3"} == message["context"]["app"]
         assert "otel-segment" == message["context"]["library"]["name"]
 
-    def test_type_alone_uses_span_name(
-        self, tracer: Tracer, client: Client, segment_server: ScriptedServer
-    ) -> None:
+    def test_type_alone_uses_span_name(self, send_span: SendSpan) -> None:
         """With only segment.type=track, the event is the span's name."""
-        _span(tracer, "Report Generated", {"segment.type": "track", "user.id": 7})
+        [message] = send_span("Report Generated", {"segment.type": "track", "user.id": 7})
 
-        [message] = _delivered(client, segment_server)
         assert ("Report Generated", "7") == (message["event"], message["userId"])
 
     def test_error_status(
@@ -137,17 +85,13 @@ class TestTrack:
             span.set_attribute("enduser.id", "u1")
             span.set_status(Status(StatusCode.ERROR, "card declined"))
 
-        [message] = _delivered(client, segment_server)
+        [message] = delivered(client, segment_server)
         properties = message["properties"]
-        assert ("error", True, "card declined") == (
-            properties["status"],
-            properties["error"],
-            properties["error_message"],
+        assert ("error", True, "card declined") == fields(
+            properties, "status", "error", "error_message"
         )
 
-    def test_own_properties_win(
-        self, tracer: Tracer, client: Client, segment_server: ScriptedServer
-    ) -> None:
+    def test_own_properties_win(self, send_span: SendSpan) -> None:
         """segment.properties.* override the span's computed duration and status."""
         attributes = {
             "segment.event": "E",
@@ -155,19 +99,15 @@ class TestTrack:
             "segment.properties.status": "shipped",
             "segment.properties.duration_ms": 1,
         }
-        _span(tracer, "s", attributes)
+        [message] = send_span("s", attributes)
 
-        [message] = _delivered(client, segment_server)
-        assert ("shipped", 1) == (
-            message["properties"]["status"],
-            message["properties"]["duration_ms"],
-        )
+        assert ("shipped", 1) == fields(message["properties"], "status", "duration_ms")
 
 
 class TestOtherTypes:
     """segment.type picks the call; each takes only its own fields."""
 
-    def test_identify(self, tracer: Tracer, client: Client, segment_server: ScriptedServer) -> None:
+    def test_identify(self, send_span: SendSpan) -> None:
         """segment.traits.* flatten into traits; properties are not an identify field."""
         attributes = {
             "segment.type": "identify",
@@ -176,20 +116,15 @@ class TestOtherTypes:
             "segment.traits.seats": 5,
             "segment.properties.ignored": True,
         }
-        _span(tracer, "login", attributes)
+        [message] = send_span("login", attributes)
 
-        [message] = _delivered(client, segment_server)
-        assert ("identify", "u1", {"plan": "pro", "seats": 5}) == (
-            message["type"],
-            message["userId"],
-            message["traits"],
+        assert ("identify", "u1", {"plan": "pro", "seats": 5}) == fields(
+            message, "type", "userId", "traits"
         )
         assert "properties" not in message
 
     @pytest.mark.parametrize("kind", ["page", "screen"])
-    def test_page_and_screen(
-        self, kind: str, tracer: Tracer, client: Client, segment_server: ScriptedServer
-    ) -> None:
+    def test_page_and_screen(self, kind: str, send_span: SendSpan) -> None:
         """Name and category come from segment.name / segment.category."""
         attributes = {
             "segment.type": kind,
@@ -198,27 +133,19 @@ class TestOtherTypes:
             "segment.category": "Docs",
             "segment.properties.path": "/pricing",
         }
-        _span(tracer, "GET /pricing", attributes)
+        [message] = send_span("GET /pricing", attributes)
 
-        [message] = _delivered(client, segment_server)
-        assert (kind, "anon-1", "Pricing", "Docs", {"path": "/pricing"}) == (
-            message["type"],
-            message["anonymousId"],
-            message["name"],
-            message["category"],
-            message["properties"],
+        assert (kind, "anon-1", "Pricing", "Docs", {"path": "/pricing"}) == fields(
+            message, "type", "anonymousId", "name", "category", "properties"
         )
 
-    def test_page_name_defaults_to_span_name(
-        self, tracer: Tracer, client: Client, segment_server: ScriptedServer
-    ) -> None:
+    def test_page_name_defaults_to_span_name(self, send_span: SendSpan) -> None:
         """Without segment.name, a page is named after its span."""
-        _span(tracer, "Home", {"segment.type": "page", "enduser.id": "u1"})
+        [message] = send_span("Home", {"segment.type": "page", "enduser.id": "u1"})
 
-        [message] = _delivered(client, segment_server)
         assert ("Home", None) == (message["name"], message["category"])
 
-    def test_group(self, tracer: Tracer, client: Client, segment_server: ScriptedServer) -> None:
+    def test_group(self, send_span: SendSpan) -> None:
         """segment.group_id and segment.traits.* make a group call."""
         attributes = {
             "segment.type": "group",
@@ -226,31 +153,22 @@ class TestOtherTypes:
             "segment.group_id": "acme",
             "segment.traits.employees": 42,
         }
-        _span(tracer, "join", attributes)
+        [message] = send_span("join", attributes)
 
-        [message] = _delivered(client, segment_server)
-        assert ("group", "u1", "acme", {"employees": 42}) == (
-            message["type"],
-            message["userId"],
-            message["groupId"],
-            message["traits"],
+        assert ("group", "u1", "acme", {"employees": 42}) == fields(
+            message, "type", "userId", "groupId", "traits"
         )
 
-    def test_alias(self, tracer: Tracer, client: Client, segment_server: ScriptedServer) -> None:
+    def test_alias(self, send_span: SendSpan) -> None:
         """segment.previous_id and the user make an alias call."""
         attributes = {
             "segment.type": "alias",
             "segment.previous_id": "anon-7",
             "segment.user_id": "u1",
         }
-        _span(tracer, "sign up", attributes)
+        [message] = send_span("sign up", attributes)
 
-        [message] = _delivered(client, segment_server)
-        assert ("alias", "anon-7", "u1") == (
-            message["type"],
-            message["previousId"],
-            message["userId"],
-        )
+        assert ("alias", "anon-7", "u1") == fields(message, "type", "previousId", "userId")
 
 
 class TestFallbacks:
@@ -270,14 +188,11 @@ class TestFallbacks:
         self,
         attributes: dict[str, str],
         expected: tuple[str | None, str | None],
-        tracer: Tracer,
-        client: Client,
-        segment_server: ScriptedServer,
+        send_span: SendSpan,
     ) -> None:
         """userId: segment.user_id, enduser.id, user.id; anonymousId: ..., session.id."""
-        _span(tracer, "s", {"segment.event": "E", **attributes})
+        [message] = send_span("s", {"segment.event": "E", **attributes})
 
-        [message] = _delivered(client, segment_server)
         assert expected == (message["userId"], message["anonymousId"])
 
 
@@ -297,7 +212,7 @@ class TestSpanEvents:
             span.add_event("cache miss", {"key": "x"})
             span.add_event("Cart Viewed", {"segment.type": "track"})
 
-        messages = _delivered(client, segment_server)
+        messages = delivered(client, segment_server)
         [finished_span] = finished.get_finished_spans()
         events = [e for e in finished_span.events if e.name != "cache miss"]
         assert [("Coupon Applied", {"c": 1}), ("Cart Viewed", {})] == [
@@ -318,7 +233,7 @@ class TestSpanEvents:
         ) as span:
             span.add_event("e", {"segment.event": "Event", "segment.user_id": "u2"})
 
-        messages = _delivered(client, segment_server)
+        messages = delivered(client, segment_server)
         assert [("Span", "u1"), ("Event", "u2")] == [(m["event"], m["userId"]) for m in messages]
 
 
@@ -343,7 +258,7 @@ class TestIgnored:
         with tracer.start_as_current_span("plain", attributes={"enduser.id": "u1"}) as span:
             span.add_event("e", {"segment.properties.x": 1})
 
-        assert [] == _delivered(client, segment_server)
+        assert [] == delivered(client, segment_server)
         assert 1 == len(finished.get_finished_spans())
         assert 0 == client.stats()["enqueued"]
 
@@ -354,6 +269,6 @@ class TestIgnored:
         monkeypatch.setattr(otel_segment, "default_client", None)
         provider.add_span_processor(SegmentSpanProcessor())
         provider.add_span_processor(SimpleSpanProcessor(SegmentSpanExporter()))
-        _span(provider.get_tracer("test"), "plain", {"http.route": "/"})
+        end_span(provider.get_tracer("test"), "plain", {"http.route": "/"})
 
         assert otel_segment.default_client is None

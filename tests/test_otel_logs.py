@@ -7,6 +7,8 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from _helpers import delivered
+from _otel import owned_client, shut_down_after
 from opentelemetry._logs import LogRecord
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import (
@@ -32,18 +34,9 @@ WHEN_NS = 1_767_225_600_123_456_789  # 2026-01-01T00:00:00.123456789Z
 
 
 @pytest.fixture
-def client(segment_server: ScriptedServer) -> Iterator[Client]:
-    """A client on the test server, shut down afterwards."""
-    with Client("test-key", host=segment_server.url) as client:
-        yield client
-
-
-@pytest.fixture
 def provider() -> Iterator[LoggerProvider]:
     """A logger provider with a service resource, shut down afterwards."""
-    provider = LoggerProvider(resource=RESOURCE, shutdown_on_exit=False)
-    yield provider
-    provider.shutdown()
+    yield from shut_down_after(LoggerProvider(resource=RESOURCE, shutdown_on_exit=False))
 
 
 @pytest.fixture
@@ -51,11 +44,6 @@ def logger(provider: LoggerProvider, client: Client) -> Logger:
     """A logger whose records go to a SegmentLogExporter under SimpleLogRecordProcessor."""
     provider.add_log_record_processor(SimpleLogRecordProcessor(SegmentLogExporter(client=client)))
     return provider.get_logger("test")  # type: ignore[return-value]
-
-
-def _delivered(client: Client, server: ScriptedServer) -> list[dict[str, Any]]:
-    assert client.flush(5)
-    return server.messages
 
 
 class TestEventRecords:
@@ -72,7 +60,7 @@ class TestEventRecords:
             attributes={"enduser.id": "u1", "segment.properties.amount": 12.5},
         )
 
-        [message] = _delivered(client, segment_server)
+        [message] = delivered(client, segment_server)
         assert ("track", "Invoice Paid", "u1") == (
             message["type"],
             message["event"],
@@ -89,7 +77,7 @@ class TestEventRecords:
         """An otel.event.name attribute names the event too."""
         logger.emit(body="ignored text", attributes={"otel.event.name": "Seen", "session.id": "a"})
 
-        [message] = _delivered(client, segment_server)
+        [message] = delivered(client, segment_server)
         assert ("Seen", None, "a") == (message["event"], message["userId"], message["anonymousId"])
 
     def test_observed_time(
@@ -99,7 +87,7 @@ class TestEventRecords:
         before = dt.datetime.now(dt.UTC).replace(microsecond=0)
         logger.emit(event_name="E", attributes={"enduser.id": "u1"})
 
-        [message] = _delivered(client, segment_server)
+        [message] = delivered(client, segment_server)
         assert before <= dt.datetime.fromisoformat(message["timestamp"])
 
     def test_trace_ids(
@@ -111,7 +99,7 @@ class TestEventRecords:
             logger.emit(event_name="E", attributes={"enduser.id": "u1"})
         tracer_provider.shutdown()
 
-        [message] = _delivered(client, segment_server)
+        [message] = delivered(client, segment_server)
         context = span.get_span_context()
         assert {
             "trace_id": format(context.trace_id, "032x"),
@@ -132,7 +120,7 @@ class TestEventRecords:
         )
         logger.emit(body="Pricing", attributes={"segment.type": "page", "enduser.id": "u1"})
 
-        messages = _delivered(client, segment_server)
+        messages = delivered(client, segment_server)
         assert [("identify", {"plan": "pro"}), ("page", "Pricing")] == [
             (messages[0]["type"], messages[0]["traits"]),
             (messages[1]["type"], messages[1]["name"]),
@@ -144,7 +132,7 @@ class TestEventRecords:
         """segment.event marks a record without an event name."""
         logger.emit(body="text", attributes={"segment.event": "Exported", "enduser.id": "u1"})
 
-        [message] = _delivered(client, segment_server)
+        [message] = delivered(client, segment_server)
         assert "Exported" == message["event"]
 
 
@@ -157,14 +145,14 @@ class TestIgnoredAndInvalid:
         """A record with no event name and no marker sends nothing."""
         logger.emit(body="disk almost full", attributes={"enduser.id": "u1"})
 
-        assert [] == _delivered(client, segment_server)
+        assert [] == delivered(client, segment_server)
         assert 0 == client.stats()["enqueued"]
 
     def test_no_user(self, logger: Logger, client: Client, segment_server: ScriptedServer) -> None:
         """An event with no user or anonymous id is rejected, not sent."""
         logger.emit(event_name="Anonymous Thing")
 
-        assert [] == _delivered(client, segment_server)
+        assert [] == delivered(client, segment_server)
         assert 1 == client.stats()["rejected"]
 
 
@@ -201,7 +189,7 @@ class TestExporter:
         logger.emit(body="hello")
         logger.emit(severity_text="INFO")
 
-        [message] = _delivered(client, segment_server)
+        [message] = delivered(client, segment_server)
         assert ("Log: hello", "svc") == (message["event"], message["anonymousId"])
 
     def test_shutdown_and_flush(self, client: Client, segment_server: ScriptedServer) -> None:
@@ -227,7 +215,7 @@ class TestExporter:
         exporter = SegmentLogExporter(client=client)
 
         assert LogRecordExportResult.SUCCESS == exporter.export([record])  # type: ignore[list-item]
-        [message] = _delivered(client, segment_server)
+        [message] = delivered(client, segment_server)
         assert ("Bare", {"library"}) == (message["event"], set(message["context"]))
 
     def test_export_in_pipeline(self, segment_server: ScriptedServer) -> None:
@@ -269,8 +257,7 @@ class TestExporter:
     def test_owned_client(self, segment_server: ScriptedServer) -> None:
         """Client options build a client the exporter owns and shuts down."""
         exporter = SegmentLogExporter(write_key="k", host=segment_server.url)
-        owned = exporter._bridge.owned
-        assert owned is not None
+        owned = owned_client(exporter)
         exporter.shutdown()
 
         assert owned.closed

@@ -23,8 +23,6 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, Trace
 from otel_segment import Client, SegmentSampler, SegmentSpanExporter, SegmentSpanProcessor
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
     from _server import ScriptedServer
 
 MARKED = {"segment.event": "Viewed", "enduser.id": "u1"}
@@ -47,13 +45,6 @@ class _KnownIds(IdGenerator):
         self._traces += 1
         low = DROPPED_LOW_BITS if (self._traces - 1) // 2 % 2 else SAMPLED_LOW_BITS
         return (self._traces << 64) | low
-
-
-@pytest.fixture
-def client(segment_server: ScriptedServer) -> Iterator[Client]:
-    """A client on the test server, shut down afterwards."""
-    with Client("test-key", host=segment_server.url) as client:
-        yield client
 
 
 def _provider(root: Sampler) -> TracerProvider:

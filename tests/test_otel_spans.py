@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import requests
+from _helpers import delivered
+from _otel import end_span, owned_client
 from opentelemetry.instrumentation.requests import RequestsInstrumentor
-from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import (
     BatchSpanProcessor,
@@ -22,52 +23,10 @@ import otel_segment
 from otel_segment import Client, SegmentSpanExporter, SegmentSpanProcessor
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping
+    from collections.abc import Iterator
 
     from _server import ScriptedServer
     from opentelemetry.trace import Tracer
-
-RESOURCE = Resource.create({"service.name": "shop", "service.version": "1.2.3"})
-
-
-@pytest.fixture
-def client(segment_server: ScriptedServer) -> Iterator[Client]:
-    """A client on the test server, shut down afterwards."""
-    with Client("test-key", host=segment_server.url) as client:
-        yield client
-
-
-@pytest.fixture
-def provider() -> Iterator[TracerProvider]:
-    """A tracer provider with a service resource, shut down afterwards."""
-    provider = TracerProvider(resource=RESOURCE, shutdown_on_exit=False)
-    yield provider
-    provider.shutdown()
-
-
-@pytest.fixture
-def finished(provider: TracerProvider) -> InMemorySpanExporter:
-    """Every sampled span of *provider*, kept by the SDK's in-memory exporter."""
-    exporter = InMemorySpanExporter()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    return exporter
-
-
-@pytest.fixture
-def tracer(provider: TracerProvider, client: Client) -> Tracer:
-    """A tracer whose spans go through a SegmentSpanProcessor on *client*."""
-    provider.add_span_processor(SegmentSpanProcessor(client=client))
-    return provider.get_tracer("test")
-
-
-def _span(tracer: Tracer, name: str, attributes: Mapping[str, Any]) -> None:
-    with tracer.start_as_current_span(name, attributes=dict(attributes)):
-        pass
-
-
-def _delivered(client: Client, server: ScriptedServer) -> list[dict[str, Any]]:
-    assert client.flush(5)
-    return server.messages
 
 
 class TestExporter:
@@ -90,7 +49,7 @@ class TestExporter:
         provider.add_span_processor(processor_type(exporter))
         tracer = provider.get_tracer("test")
         for n in range(3):
-            _span(tracer, f"s{n}", {"segment.event": f"E{n}", "enduser.id": "u1"})
+            end_span(tracer, f"s{n}", {"segment.event": f"E{n}", "enduser.id": "u1"})
 
         assert provider.force_flush(5000)
         assert exporter.force_flush(5000)
@@ -119,7 +78,7 @@ class TestExporter:
             result = exporter.export(spans)
 
         assert SpanExportResult.SUCCESS == result
-        assert ["Fine"] == [m["event"] for m in _delivered(client, segment_server)]
+        assert ["Fine"] == [m["event"] for m in delivered(client, segment_server)]
         assert 2 == client.stats()["rejected"]
         assert "trak" in caplog.text
         assert "user_id or an anonymous_id" in caplog.text
@@ -136,7 +95,7 @@ class TestExporter:
         )
         result = SegmentSpanExporter(client=client).export([span])
 
-        messages = _delivered(client, segment_server)
+        messages = delivered(client, segment_server)
         assert SpanExportResult.SUCCESS == result
         assert [("Made", "u1"), ("From Event", "u1")] == [
             (m["event"], m["userId"]) for m in messages
@@ -153,7 +112,7 @@ class TestExporter:
         before = dt.datetime.now(dt.UTC).replace(microsecond=0)
 
         assert SpanExportResult.SUCCESS == SegmentSpanExporter(client=client).export([span])
-        [message] = _delivered(client, segment_server)
+        [message] = delivered(client, segment_server)
         assert "duration_ms" not in message["properties"]
         assert before <= dt.datetime.fromisoformat(message["timestamp"])
 
@@ -219,7 +178,7 @@ class TestNeverRaises:
         """on_end swallows and logs the error."""
         provider.add_span_processor(SegmentSpanProcessor(client=broken))
         with caplog.at_level(logging.ERROR, "otel_segment"):
-            _span(provider.get_tracer("test"), "s", {"segment.event": "E", "enduser.id": "u1"})
+            end_span(provider.get_tracer("test"), "s", {"segment.event": "E", "enduser.id": "u1"})
 
         assert "mapping a span failed" in caplog.text
 
@@ -244,7 +203,7 @@ class TestClientChoice:
     ) -> None:
         """Provider shutdown delivers what the processor queued; the client stays open."""
         provider.add_span_processor(SegmentSpanProcessor(client=client))
-        _span(provider.get_tracer("test"), "s", {"segment.event": "E", "enduser.id": "u1"})
+        end_span(provider.get_tracer("test"), "s", {"segment.event": "E", "enduser.id": "u1"})
         provider.shutdown()
 
         assert 1 == len(segment_server.messages)
@@ -254,9 +213,8 @@ class TestClientChoice:
         """Client options build a client the processor owns and shuts down."""
         processor = SegmentSpanProcessor(write_key="k", host=segment_server.url)
         provider.add_span_processor(processor)
-        _span(provider.get_tracer("test"), "s", {"segment.event": "E", "enduser.id": "u1"})
-        owned = processor._bridge.owned
-        assert owned is not None
+        end_span(provider.get_tracer("test"), "s", {"segment.event": "E", "enduser.id": "u1"})
+        owned = owned_client(processor)
         assert processor.force_flush(5000)
         assert 1 == len(segment_server.messages)
         provider.shutdown()
@@ -267,8 +225,7 @@ class TestClientChoice:
     def test_owned_exporter_client(self, segment_server: ScriptedServer) -> None:
         """An exporter's own client is shut down with it."""
         exporter = SegmentSpanExporter(write_key="k", host=segment_server.url)
-        owned = exporter._bridge.owned
-        assert owned is not None
+        owned = owned_client(exporter)
         exporter.shutdown()
 
         assert owned.closed
@@ -284,23 +241,18 @@ class TestClientChoice:
         monkeypatch.setattr(otel_segment, "default_client", client)
         exporter = SegmentSpanExporter()
         provider.add_span_processor(SimpleSpanProcessor(exporter))
-        _span(provider.get_tracer("test"), "s", {"segment.event": "E", "enduser.id": "u1"})
+        end_span(provider.get_tracer("test"), "s", {"segment.event": "E", "enduser.id": "u1"})
         assert exporter.force_flush(5000)
         exporter.shutdown()
 
         assert ["E"] == [m["event"] for m in segment_server.messages]
         assert not client.closed
 
+    @pytest.mark.usefixtures("no_write_key")
     def test_no_usable_default_client(
-        self,
-        provider: TracerProvider,
-        monkeypatch: pytest.MonkeyPatch,
-        caplog: pytest.LogCaptureFixture,
+        self, provider: TracerProvider, caplog: pytest.LogCaptureFixture
     ) -> None:
         """Without a write key anywhere, export fails, logs once and never raises."""
-        monkeypatch.setattr(otel_segment, "default_client", None)
-        monkeypatch.setattr(otel_segment, "write_key", None)
-        monkeypatch.delenv("SEGMENT_WRITE_KEY", raising=False)
         exporter = SegmentSpanExporter()
         span = provider.get_tracer("test").start_span("s", attributes={"segment.event": "E"})
         span.end()
@@ -357,9 +309,9 @@ class TestMapper:
         provider.add_span_processor(SegmentSpanProcessor(client=client, mapper=mapper))
         tracer = provider.get_tracer("test")
         for name in ("one", "two", "three"):
-            _span(tracer, name, {})
+            end_span(tracer, name, {})
 
-        messages = _delivered(client, segment_server)
+        messages = delivered(client, segment_server)
         first = finished.get_finished_spans()[0]
         assert [("track", "One"), ("identify", None), ("track", "Two")] == [
             (m["type"], m.get("event")) for m in messages
@@ -388,7 +340,7 @@ class TestMapper:
             spans.append(span)
 
         assert SpanExportResult.SUCCESS == exporter.export(spans)  # type: ignore[arg-type]
-        assert ["Ok"] == [m["event"] for m in _delivered(client, segment_server)]
+        assert ["Ok"] == [m["event"] for m in delivered(client, segment_server)]
         assert 2 == client.stats()["rejected"]
 
 
@@ -420,10 +372,10 @@ class TestOwnRequests:
         assert 1 == len(instrumented.get_finished_spans())
         instrumented.clear()
 
-        _span(tracer, "s", {"segment.event": "E", "enduser.id": "u1"})
+        end_span(tracer, "s", {"segment.event": "E", "enduser.id": "u1"})
         client.track("u1", "Direct")
 
-        assert 2 == len(_delivered(client, segment_server))
+        assert 2 == len(delivered(client, segment_server))
         assert () == instrumented.get_finished_spans()
 
 
@@ -457,7 +409,7 @@ class TestRecursion:
         tracer = provider.get_tracer("test")
 
         def on_error(_error: Exception, _messages: list[dict[str, Any]]) -> None:
-            _span(tracer, "in on_error", {"segment.event": "Loop", "enduser.id": "u1"})
+            end_span(tracer, "in on_error", {"segment.event": "Loop", "enduser.id": "u1"})
 
         segment_server.respond(400)
         with Client("k", host=segment_server.url, on_error=on_error) as client:

@@ -32,7 +32,7 @@ print("configured")
 
 
 def _run(args: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(  # noqa: S603 - our own interpreter and files
+    return subprocess.run(
         [sys.executable, *args],
         capture_output=True,
         text=True,

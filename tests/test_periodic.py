@@ -7,14 +7,12 @@ import threading
 from typing import TYPE_CHECKING
 
 import pytest
-from _helpers import Clients
 
 from otel_segment import ClientClosedError
 from otel_segment.periodic import Periodic
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
+    from _helpers import Clients
     from _server import ScriptedServer
 
     from otel_segment import Client
@@ -45,11 +43,9 @@ class Counter:
 
 
 @pytest.fixture
-def client(segment_server: ScriptedServer) -> Iterator[Client]:
+def client(clients: Clients) -> Client:
     """A client of the test server, shut down afterwards."""
-    factory = Clients(segment_server)
-    yield factory()
-    factory.close()
+    return clients()
 
 
 class TestEvery:

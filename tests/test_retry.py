@@ -15,8 +15,6 @@ from otel_segment import DeliveryError, RetryPolicy
 from otel_segment.retry import DEFAULT_RETRY_STATUSES, exponential_backoff, parse_retry_after
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
     from _server import ScriptedServer
 
     from otel_segment import Client
@@ -182,11 +180,9 @@ def errors() -> ErrorLog:
 
 
 @pytest.fixture
-def clients(segment_server: ScriptedServer) -> Iterator[Clients]:
-    """A factory of clients that send only on flush (one batch), all shut down afterwards."""
-    factory = Clients(segment_server, flush_interval=30)
-    yield factory
-    factory.close()
+def client_defaults() -> dict[str, Any]:
+    """Clients send only on flush (one batch)."""
+    return {"flush_interval": 30}
 
 
 @pytest.fixture

@@ -390,6 +390,11 @@ class TestScriptedServer:
         assert [TRACK] == segment_server.messages
 
 
+def _post_track(session: requests.Session, tls_server: TlsServer, **tls: Any) -> requests.Response:
+    """POST a batch of TRACK to *tls_server*, with the *tls* options (verify, cert)."""
+    return session.post(f"{tls_server.server.url}/v1/batch", json=_batch(TRACK), timeout=5, **tls)
+
+
 class TestTls:
     """The tls_server fixture serves HTTPS and requires a client certificate."""
 
@@ -398,12 +403,8 @@ class TestTls:
     ) -> None:
         """A client trusting the CA and presenting its certificate is served."""
         server = tls_server.server
-        response = session.post(
-            f"{server.url}/v1/batch",
-            json=_batch(TRACK),
-            verify=tls_server.ca_bundle_path,
-            cert=tls_server.client_cert_paths,
-            timeout=5,
+        response = _post_track(
+            session, tls_server, verify=tls_server.ca_bundle_path, cert=tls_server.client_cert_paths
         )
 
         assert server.url.startswith("https://127.0.0.1:")
@@ -414,9 +415,8 @@ class TestTls:
         self, tls_server: TlsServer, session: requests.Session
     ) -> None:
         """Without a client certificate the handshake fails and nothing is recorded."""
-        url = f"{tls_server.server.url}/v1/batch"
         with pytest.raises(requests.exceptions.ConnectionError):
-            session.post(url, json=_batch(TRACK), verify=tls_server.ca_bundle_path, timeout=5)
+            _post_track(session, tls_server, verify=tls_server.ca_bundle_path)
 
         assert [] == tls_server.server.requests
 
@@ -424,9 +424,8 @@ class TestTls:
         self, tls_server: TlsServer, session: requests.Session
     ) -> None:
         """A client that does not trust the test CA refuses the server."""
-        url = f"{tls_server.server.url}/v1/batch"
         with pytest.raises(requests.exceptions.SSLError):
-            session.post(url, json=_batch(TRACK), cert=tls_server.client_cert_paths, timeout=5)
+            _post_track(session, tls_server, cert=tls_server.client_cert_paths)
 
 
 class TestWaits:

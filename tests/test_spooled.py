@@ -7,43 +7,20 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-import pytest
 from _helpers import ErrorLog
-from _spool_child import FAST_RETRY
 
 from otel_segment import Client, DeliveryError
 from otel_segment.spool import Spool, SpoolError
 from otel_segment.spooled import WRITE_INTERVAL_SECONDS, SpooledProcessor
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
     from pathlib import Path
 
+    import pytest
     from _server import ScriptedServer
 
 DOWN = "http://127.0.0.1:9"  # the discard port: nothing answers
-
-
-@pytest.fixture
-def spool_path(tmp_path: Path) -> Path:
-    """Where the test's spool lives."""
-    return tmp_path / "spool.db"
-
-
-@pytest.fixture
-def spooled(spool_path: Path) -> Iterator[Callable[..., Client]]:
-    """Builds clients with the test's spool and fast retries; shuts them all down."""
-    made: list[Client] = []
-
-    def make(host: str, **options: Any) -> Client:
-        settings: dict[str, Any] = {"flush_at": 50, "retry": FAST_RETRY, **options}
-        client = Client("test-key", host=host, spool=spool_path, **settings)
-        made.append(client)
-        return client
-
-    yield make
-    for client in made:
-        client.shutdown(5)
 
 
 def processor_of(client: Client) -> SpooledProcessor:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import gzip
 import json
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import certifi
 import pytest
@@ -26,13 +26,13 @@ if TYPE_CHECKING:
 
     from _server import ScriptedServer, TlsServer
 
+    from otel_segment.messages import Message
+
 
 @pytest.fixture
-def clients(segment_server: ScriptedServer) -> Iterator[Clients]:
-    """A factory of clients that send only on flush (one batch), all shut down afterwards."""
-    factory = Clients(segment_server, flush_interval=30)
-    yield factory
-    factory.close()
+def client_defaults() -> dict[str, Any]:
+    """Clients send only on flush (one batch)."""
+    return {"flush_interval": 30}
 
 
 @pytest.fixture
@@ -130,6 +130,18 @@ class TestOutcome:
         assert transport.url in repr(transport)
 
 
+def _track_one(tls_server: TlsServer, **options: Any) -> tuple[Message, ErrorLog]:
+    """Track one message to *tls_server* with client *options*; it, and what on_error got."""
+    errors = ErrorLog()
+    client = Client(WRITE_KEY, tls_server.server.url, on_error=errors, **options)
+    try:
+        _, message = client.track("u1", "Ev")
+        assert client.flush(timeout=5)
+    finally:
+        client.shutdown(timeout=5)
+    return message, errors
+
+
 class TestTls:
     """HTTPS with a client certificate (mutual TLS)."""
 
@@ -138,38 +150,25 @@ class TestTls:
     ) -> None:
         """verify=CA path and cert=(cert, key): delivered, whatever $REQUESTS_CA_BUNDLE says."""
         monkeypatch.setenv("REQUESTS_CA_BUNDLE", certifi.where())
-        errors = ErrorLog()
-        client = Client(
-            WRITE_KEY,
-            tls_server.server.url,
+        message, errors = _track_one(
+            tls_server,
             verify=tls_server.ca_bundle_path,
             cert=tls_server.client_cert_paths,
             retry=FAST_RETRY.replace(max_attempts=2),
-            on_error=errors,
             flush_interval=30,
         )
-        try:
-            _, message = client.track("u1", "Ev")
-            assert client.flush(timeout=5)
-        finally:
-            client.shutdown(timeout=5)
         assert [] == [str(error) for error, _ in errors.calls]
         assert tls_server.server.url.startswith("https://")
         assert message_ids([message]) == message_ids(tls_server.server.messages)
 
     def test_without_client_certificate(self, tls_server: TlsServer) -> None:
         """Without the client certificate the handshake fails; on_error is told."""
-        errors = ErrorLog()
-        with Client(
-            WRITE_KEY,
-            tls_server.server.url,
+        message, errors = _track_one(
+            tls_server,
             verify=tls_server.ca_bundle_path,
             retry=FAST_RETRY.replace(max_attempts=2),
-            on_error=errors,
             flush_interval=30,
-        ) as client:
-            _, message = client.track("u1", "Ev")
-            assert client.flush(timeout=5)
+        )
 
         [(error, reported)] = errors.calls
         assert isinstance(error, DeliveryError)
@@ -178,16 +177,9 @@ class TestTls:
 
     def test_untrusted_server(self, tls_server: TlsServer) -> None:
         """Without the CA the server certificate is refused; on_error is told."""
-        errors = ErrorLog()
-        with Client(
-            WRITE_KEY,
-            tls_server.server.url,
-            cert=tls_server.client_cert_paths,
-            retry=FAST_RETRY.replace(max_attempts=1),
-            on_error=errors,
-        ) as client:
-            client.track("u1", "Ev")
-            assert client.flush(timeout=5)
+        _, errors = _track_one(
+            tls_server, cert=tls_server.client_cert_paths, retry=FAST_RETRY.replace(max_attempts=1)
+        )
         [(error, _)] = errors.calls
         assert "SSL" in str(error)
 

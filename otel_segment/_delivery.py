@@ -1,0 +1,78 @@
+"""
+Sending one batch: post it, and retry as the policy says, until it is accepted or given up.
+
+The exporter half of the pipeline, in OpenTelemetry's split: the processor
+(:mod:`otel_segment.batching`) queues messages and cuts batches; :func:`send_batch` sends
+one, on a worker's thread (or the caller's, in ``sync_mode``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from otel_segment._reporting import DeliveryError
+from otel_segment.messages import now_timestamp
+
+if TYPE_CHECKING:
+    import threading
+    from collections.abc import Callable
+
+    from otel_segment.encoding import BatchEnvelope
+    from otel_segment.retry import RetryPolicy
+    from otel_segment.transport import HttpTransport, Outcome
+
+__all__ = ["send_batch"]
+
+_logger = logging.getLogger("otel_segment")
+
+
+def send_batch(
+    items: list[bytes],
+    *,
+    transport: HttpTransport,
+    envelope: BatchEnvelope,
+    policy: RetryPolicy,
+    abort: threading.Event,
+    retried: Callable[[], object],
+) -> int | DeliveryError:
+    """
+    Post *items* as one body until it is accepted or given up; each attempt is stamped anew.
+
+    Before each retry, *retried* is called, then the *policy*'s wait is spent on *abort*:
+    once that is set (the shutdown deadline), the wait ends and the batch is given up.
+
+    Returns:
+        The accepted body's size in bytes, or why the batch was given up.
+    """
+    attempts = 0
+    started = time.monotonic()
+    while True:
+        body = envelope.body(items, now_timestamp())
+        outcome = transport.post(body, retry_count=attempts)
+        attempts += 1
+        if outcome.ok:
+            return len(body)
+        wait = policy.wait_seconds(
+            attempts=attempts,
+            status=outcome.status,
+            retry_after=outcome.retry_after,
+            elapsed=time.monotonic() - started,
+        )
+        if wait is None or abort.is_set():
+            return _given_up(outcome, attempts)
+        retried()
+        _logger.debug("retrying in %.2f s after: %s", wait, outcome.error)
+        if abort.wait(wait):
+            return _given_up(outcome, attempts, "shut down while")
+
+
+def _given_up(outcome: Outcome, attempts: int, prefix: str = "") -> DeliveryError:
+    lead = f"{prefix} retrying: " if prefix else ""
+    tries = f"{attempts} attempt{'s' if attempts != 1 else ''}"
+    return DeliveryError(
+        f"{lead}{outcome.error} (gave up after {tries})",
+        status=outcome.status,
+        attempts=attempts,
+    )
