@@ -13,6 +13,7 @@ from typing import Any, Generic, TypeVar
 
 from otel_segment import _default
 from otel_segment._otel_mapping import Fields
+from otel_segment.batching import in_pipeline
 from otel_segment.client import Client, ClientClosedError
 from otel_segment.messages import MESSAGE_TYPES, merge_context
 
@@ -74,6 +75,25 @@ class Bridge(Generic[_T]):
             elif not _send(client, pairs):
                 return False
         return True
+
+    def export(self, items: Iterable[_T], what: str) -> bool:
+        """
+        An exporter's ``export()``: map and send *items* (*what* names them in logs).
+
+        Returns:
+            ``False`` (the SDK's FAILURE) only when nothing could be sent: after
+            shutdown, with no usable client, or on an unexpected error. Items of our own
+            delivery are never mapped. Never raises.
+        """
+        if self.closed:
+            return False
+        if in_pipeline():
+            return True
+        try:
+            return self.emit(items)
+        except Exception:
+            _logger.exception("exporting %s failed", what)
+            return False
 
     def flush(self, timeout_millis: int) -> bool:
         """Flush the client in use; ``False`` after shutdown."""

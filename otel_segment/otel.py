@@ -194,15 +194,8 @@ class SegmentSpanExporter(SpanExporter):
             ``FAILURE`` only when nothing could be sent: after shutdown, or with no usable
             client. Invalid messages are counted as rejected and do not fail the export.
         """
-        if self._bridge.closed:
-            return SpanExportResult.FAILURE
-        if in_pipeline():  # spans of our own delivery: never mapped
-            return SpanExportResult.SUCCESS
-        try:
-            sent = self._bridge.emit(spans if self._custom else filter(span_is_marked, spans))
-        except Exception:
-            _logger.exception("exporting spans failed")
-            return SpanExportResult.FAILURE
+        marked = spans if self._custom else filter(span_is_marked, spans)
+        sent = self._bridge.export(marked, "spans")
         return SpanExportResult.SUCCESS if sent else SpanExportResult.FAILURE
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
@@ -243,15 +236,7 @@ class SegmentLogExporter(LogRecordExporter):
 
     def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
         """Map and queue *batch*; never raises (``FAILURE`` as for spans)."""
-        if self._bridge.closed:
-            return LogRecordExportResult.FAILURE
-        if in_pipeline():  # records of our own delivery: never mapped
-            return LogRecordExportResult.SUCCESS
-        try:
-            sent = self._bridge.emit(batch)
-        except Exception:
-            _logger.exception("exporting log records failed")
-            return LogRecordExportResult.FAILURE
+        sent = self._bridge.export(batch, "log records")
         return LogRecordExportResult.SUCCESS if sent else LogRecordExportResult.FAILURE
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
