@@ -1,4 +1,5 @@
-"""A local, Segment-compatible HTTP endpoint that records what it receives.
+"""
+A local, Segment-compatible HTTP endpoint that records what it receives.
 
 :class:`Sink` answers ``POST /v1/batch`` and the single-call paths (``/v1/track`` ...)
 as the Segment Tracking API does, with its size limits, and keeps every request. It backs
@@ -51,7 +52,8 @@ _ENVELOPE: Final = frozenset({"type", "userId", "anonymousId", "messageId", "tim
 
 @dataclass(frozen=True, slots=True)
 class ReceivedRequest:
-    """One HTTP request as the sink received and answered it.
+    """
+    One HTTP request as the sink received and answered it.
 
     Attributes:
         method: HTTP method, e.g. ``"POST"``.
@@ -74,7 +76,8 @@ class ReceivedRequest:
     received_at: float
 
     def header(self, name: str) -> str | None:
-        """Look a header up by name, ignoring case.
+        """
+        Look a header up by name, ignoring case.
 
         Args:
             name: Header name, e.g. ``"Content-Encoding"``.
@@ -194,7 +197,8 @@ class _Server(ThreadingHTTPServer):
 
 
 class Sink:
-    """A Segment-compatible endpoint on a local port that records every request.
+    """
+    A Segment-compatible endpoint on a local port that records every request.
 
     Example::
 
@@ -216,7 +220,8 @@ class Sink:
         max_message_bytes: int = 32 * 1024,
         keep: bool = True,
     ) -> None:
-        """Bind the listening socket; :meth:`start` serves it.
+        """
+        Bind the listening socket; :meth:`start` serves it.
 
         Args:
             host: Address to listen on.
@@ -285,7 +290,8 @@ class Sink:
             return list(self._messages)
 
     def start(self) -> Self:
-        """Serve in a daemon thread until :meth:`close`.
+        """
+        Serve in a daemon thread until :meth:`close`.
 
         Returns:
             This sink.
@@ -328,7 +334,8 @@ class Sink:
         self.close()
 
     def wait_for_messages(self, n: int, timeout: float = 5.0) -> bool:
-        """Block until at least *n* messages were accepted.
+        """
+        Block until at least *n* messages were accepted.
 
         Args:
             n: Number of messages to wait for.
@@ -341,7 +348,8 @@ class Sink:
             return self._changed.wait_for(lambda: self._message_count >= n, timeout)
 
     def wait_for_requests(self, n: int, timeout: float = 5.0) -> bool:
-        """Block until at least *n* requests were received.
+        """
+        Block until at least *n* requests were received.
 
         Args:
             n: Number of requests to wait for.
@@ -456,7 +464,8 @@ class Sink:
 
 
 def format_message(msg: Mapping[str, Any]) -> str:
-    """Render one message as a single readable line.
+    """
+    Render one message as a single readable line.
 
     Args:
         msg: A Segment Spec message, e.g. one of :attr:`Sink.messages`.

@@ -1,6 +1,8 @@
 """
-Helpers shared by the tests: a client factory, an ``on_error`` recorder, and
-:func:`delivered` / :func:`fields` to read what a server received.
+Helpers shared by the tests.
+
+A client factory, an ``on_error`` recorder, and :func:`delivered` / :func:`fields` to
+read what a server received.
 """
 
 from __future__ import annotations

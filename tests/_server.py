@@ -33,7 +33,8 @@ class _Hang:
 
 
 class ScriptedServer(Sink):
-    """A sink that answers the next requests as scripted, first in first out.
+    """
+    A sink that answers the next requests as scripted, first in first out.
 
     When the script is empty it answers as a :class:`Sink` does (200 for a valid batch).
     Only batches answered with a 2xx, or reset by :meth:`accept_then_reset`, count as
@@ -49,7 +50,8 @@ class ScriptedServer(Sink):
     def respond(
         self, status: int, headers: Mapping[str, str] | None = None, body: bytes = b""
     ) -> Self:
-        """Answer the next unscripted request with *status*, *headers* and *body*.
+        """
+        Answer the next unscripted request with *status*, *headers* and *body*.
 
         Returns:
             This server, so that calls chain: ``server.respond(429).respond(200)``.
@@ -80,7 +82,8 @@ class ScriptedServer(Sink):
         return self
 
     def hang(self, seconds: float) -> Self:
-        """Read the next request and answer it only after *seconds* (or drop it at close).
+        """
+        Read the next request and answer it only after *seconds* (or drop it at close).
 
         The request is recorded at once; its messages only count as delivered once answered.
         """
@@ -121,7 +124,8 @@ class ScriptedServer(Sink):
 
 @dataclass(frozen=True, slots=True)
 class TlsServer:
-    """A :class:`ScriptedServer` on HTTPS that requires a client certificate.
+    """
+    A :class:`ScriptedServer` on HTTPS that requires a client certificate.
 
     Attributes:
         server: The running server; its ``url`` starts with ``https://``.

@@ -1,6 +1,8 @@
 """
-Fixtures shared by the test suite: a scripted Segment-compatible server (plain and mTLS),
-clients of it, and ``no_write_key``. Topical fixtures live in the plugins this module loads:
+Fixtures shared by the test suite.
+
+A scripted Segment-compatible server (plain and mTLS), clients of it, and
+``no_write_key``. Topical fixtures live in the plugins this module loads:
 ``_logging`` (handler tests), ``_otel`` (span tests) and ``_spooled`` (spool tests).
 
 A test module that wants other defaults for ``clients`` (and ``spooled``) overrides

@@ -581,8 +581,11 @@ class TestGenerators:
     def test_async_generator_closed_early_and_abandoned(
         self, segment_server: ScriptedServer, client: Client
     ) -> None:
-        """aclose() sends the event at once; a generator left unfinished at the end of
-        asyncio.run is finalized by the loop and sends its event too."""
+        """
+        aclose() sends the event at once; an unfinished generator sends it too.
+
+        A generator left unfinished at the end of asyncio.run is finalized by the loop.
+        """
 
         @client.tracked("Stream", user_id="user.id", properties=["tag"])
         async def stream(user: User, tag: str) -> AsyncGenerator[int]:

@@ -135,7 +135,7 @@ class TestCircular:
 
     @pytest.mark.parametrize("kind", ["dict", "list", "dataclass", "deep"])
     def test_encoding_error(self, kind: str) -> None:
-        """dumps raises EncodingError, a ValueError."""
+        """Dumps raises EncodingError, a ValueError."""
         value: Any
         if kind == "dict":
             value = {}

@@ -153,7 +153,7 @@ class TestCrash:
     """A process killed with SIGKILL mid-stream loses nothing that was durable."""
 
     def test_kill_mid_stream_then_a_new_process_delivers_everything(self, spool_path: Path) -> None:
-        """kill -9 while batches are in flight; a new process delivers every message."""
+        """Kill -9 while batches are in flight; a new process delivers every message."""
         sent = ids("m", 2000)
         with Sink(latency_seconds=0.1) as sink:
             with Child("produce", sink.url, str(spool_path), "--count", "2000") as child:
@@ -289,7 +289,7 @@ class TestFullSpool:
     def test_drops_are_counted_exactly(
         self, spooled: Callable[..., Client], spool_path: Path
     ) -> None:
-        """lost == dropped == reported, message for message."""
+        """Lost == dropped == reported, message for message."""
         port, errors, sent = free_port(), ErrorLog(), ids("m", 80)
         client = spooled(
             f"http://127.0.0.1:{port}",

@@ -51,7 +51,7 @@ class TestMessageTypes:
 
     @pytest.mark.usefixtures("handler")
     def test_track_defaults(self, app_logger: logging.Logger, received: Received) -> None:
-        """type defaults to track; the message is the event; record.created the timestamp."""
+        """Type defaults to track; the message is the event; record.created the timestamp."""
         log_at(app_logger, "Signed Up", {"segment": {"user_id": "u1"}})
 
         [message] = received(1)

@@ -122,7 +122,7 @@ class TestLoguru:
 
     @pytest.mark.usefixtures("loguru_handler")
     def test_extras_in_record_extra(self, client: Client, segment_server: ScriptedServer) -> None:
-        """segment in record.extra marks the record; the other extras become properties."""
+        """Segment in record.extra marks the record; the other extras become properties."""
         loguru_logger.info("cache warmed")
         loguru_logger.bind(**annotate(user_id="u1"), plan="pro", _hidden=1).info("Signed Up")
         loguru_logger.info("Order {n}", n=2, **annotate(user_id="u1"))

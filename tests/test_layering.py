@@ -141,7 +141,7 @@ class TestLayering:
         assert [] == problems
 
     def test_sink_stands_alone(self) -> None:
-        """sink imports the standard library and orjson, and of the package only the version."""
+        """Sink imports the standard library and orjson, and of the package only the version."""
         tree = ast.parse((PACKAGE / "sink.py").read_text(encoding="utf-8"))
         names = {
             alias.name

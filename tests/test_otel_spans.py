@@ -40,7 +40,8 @@ class TestExporter:
         client: Client,
         segment_server: ScriptedServer,
     ) -> None:
-        """Spans reach the server through Simple- and BatchSpanProcessor alike.
+        """
+        Spans reach the server through Simple- and BatchSpanProcessor alike.
 
         The SDK's processors do not pass force_flush on to their exporter: the provider's
         flush hands the spans over, the exporter's delivers them.
