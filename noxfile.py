@@ -1,4 +1,4 @@
-"""Development sessions: ``nox -s tests``, ``nox -s lint``, ``nox -s bench``."""
+"""Development sessions: ``nox -s tests``, ``lint``, ``cover`` and ``bench``."""
 
 from __future__ import annotations
 
@@ -15,6 +15,16 @@ def tests(session: nox.Session) -> None:
     """Run the test suite (pass pytest arguments after ``--``)."""
     session.install("-e.", *nox.project.dependency_groups(PYPROJECT, "test"))
     session.run("pytest", *session.posargs)
+
+
+@nox.session(default=False)
+def cover(session: nox.Session) -> None:
+    """The test suite under coverage (in-process code; subprocess runs are not counted)."""
+    session.install("-e.", "coverage[toml]", *nox.project.dependency_groups(PYPROJECT, "test"))
+    session.run("coverage", "erase")
+    session.run("coverage", "run", "-m", "pytest", *session.posargs)
+    session.run("coverage", "combine", success_codes=[0, 1])
+    session.run("coverage", "report", "--fail-under=94")
 
 
 @nox.session
