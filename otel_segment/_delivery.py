@@ -40,8 +40,8 @@ def send_batch(
     """
     Post *items* as one body until it is accepted or given up; each attempt is stamped anew.
 
-    Before each retry, *retried* is called, then the *policy*'s wait is spent on *abort*:
-    once that is set (the shutdown deadline), the wait ends and the batch is given up.
+    Before each retry, the *policy*'s wait is spent on *abort*, then *retried* is called:
+    once *abort* is set (the shutdown deadline), the wait ends and the batch is given up.
 
     Returns:
         The accepted body's size in bytes, or why the batch was given up.
@@ -62,10 +62,10 @@ def send_batch(
         )
         if wait is None or abort.is_set():
             return _given_up(outcome, attempts)
-        retried()
         _logger.debug("retrying in %.2f s after: %s", wait, outcome.error)
         if abort.wait(wait):
             return _given_up(outcome, attempts, "shut down while")
+        retried()
 
 
 def _given_up(outcome: Outcome, attempts: int, prefix: str = "") -> DeliveryError:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 
+from otel_segment.cli import CLI_RETRY
 from otel_segment.client import Client
 from otel_segment.handler import SegmentHandler
 from otel_segment.otel import SegmentSpanProcessor
@@ -68,9 +69,16 @@ def run_demo(args: argparse.Namespace) -> int:
             sink = stack.enter_context(Sink(on_batch=show))
             host, write_key = sink.url, args.write_key or _DEMO_WRITE_KEY
             print(f"local sink on {sink.url} (no write key needed)")
+        errors: list[Exception] = []
         try:
             client = Client(
-                write_key, host, flush_interval=0.2, gzip=args.gzip, timeout=args.timeout
+                write_key,
+                host,
+                flush_interval=0.2,
+                gzip=args.gzip,
+                timeout=args.timeout,
+                retry=CLI_RETRY,  # someone is watching: give up in seconds, not minutes
+                on_error=lambda error, _messages: errors.append(error),
             )
         except (TypeError, ValueError) as exc:
             print(f"otel-segment demo: {exc}", file=sys.stderr)
@@ -79,7 +87,16 @@ def run_demo(args: argparse.Namespace) -> int:
         _scenario(client)
         delivered = client.flush(timeout=10)
         print(f"stats: {client.stats()}")
-        return 0 if delivered and not client.stats()["failed"] else 1
+        if delivered and not client.stats()["failed"]:
+            return 0
+        reason = errors[0] if errors else "the queue did not drain within 10 s"
+        print(f"otel-segment demo: not delivered to {host}: {reason}", file=sys.stderr)
+        return 1
+
+
+def _delivered(client: Client) -> bool:
+    """Wait for this step's messages; ``False`` if some failed (the scenario stops)."""
+    return client.flush(timeout=10) and not client.stats()["failed"]
 
 
 def _scenario(client: Client) -> None:
@@ -115,7 +132,8 @@ def _scenario(client: Client) -> None:
                 "segment": {"type": "identify", "user_id": user.id, "traits": {"email": user.email}}
             },
         )
-        client.flush(timeout=10)
+        if not _delivered(client):
+            return
         print("2. OpenTelemetry: a span joins the team; a request span views a page")
         with tracer.start_as_current_span(
             "join team",
@@ -137,7 +155,8 @@ def _scenario(client: Client) -> None:
             },
         ):
             pass
-        client.flush(timeout=10)
+        if not _delivered(client):
+            return
         print("3. decorator: @client.tracked on checkout(), called inside a span")
         with tracer.start_as_current_span("POST /checkout"):
             checkout(user, _Order("o-1001", 42.5, "EUR"))

@@ -54,6 +54,7 @@ class Bridge(Generic[_T]):
         self._default = default
         self._trace_of = trace_of
         self._warned_unavailable = False
+        self._warned_closed = False
 
     def current(self) -> Client | None:
         """The client in use, without building the default one."""
@@ -122,7 +123,12 @@ class Bridge(Generic[_T]):
                 self._warned_unavailable = True
                 _logger.error("OpenTelemetry data not sent: no usable client: %s", error)  # noqa: TRY400
             return None
-        return None if client.closed else client
+        if client.closed:
+            if not self._warned_closed:  # once: a provider may outlive its client
+                self._warned_closed = True
+                _logger.warning("OpenTelemetry data not sent: the client was shut down")
+            return None
+        return client
 
     def _pairs(self, item: _T) -> Pairs | Exception:
         """The item's ``(type, fields)`` pairs, or the error that kept it from mapping."""

@@ -14,7 +14,7 @@ import datetime as dt
 import json
 import pathlib
 import sys
-from typing import TYPE_CHECKING, Any, Final, TextIO
+from typing import IO, TYPE_CHECKING, Any, Final, TextIO
 
 from otel_segment.client import Client
 from otel_segment.handler import annotation_fields
@@ -27,6 +27,8 @@ __all__ = ["run_import"]
 
 _FLUSH_EVERY: Final = 5_000
 _SHOWN_PER_REASON: Final = 5
+# A line the client refused (too large, queue full): on_error already counted it as failed.
+_FAILED: Final = "failed"
 
 
 class _Summary:
@@ -98,10 +100,8 @@ def run_import(args: argparse.Namespace) -> int:
 
 def _import_file(client: Client, name: str, args: argparse.Namespace, summary: _Summary) -> None:
     with contextlib.ExitStack() as stack:
-        stream = (
-            sys.stdin
-            if name == "-"
-            else stack.enter_context(pathlib.Path(name).open(encoding="utf-8"))
+        stream = (  # bytes: a line that is not UTF-8 is skipped, not the rest of the file
+            sys.stdin.buffer if name == "-" else stack.enter_context(pathlib.Path(name).open("rb"))
         )
         label = "stdin" if name == "-" else name
         for number, line in _progress(stream, label, disabled=args.no_progress):
@@ -114,11 +114,11 @@ def _import_file(client: Client, name: str, args: argparse.Namespace, summary: _
                     client.flush()
             elif outcome == "":
                 summary.unannotated += 1
-            else:
+            elif outcome != _FAILED:
                 summary.skip(where, outcome)
 
 
-def _import_line(client: Client, line: str, timestamp_field: str) -> str | None:  # noqa: PLR0911 - one return per outcome
+def _import_line(client: Client, line: bytes, timestamp_field: str) -> str | None:  # noqa: PLR0911 - one return per outcome
     """Send one line; ``None`` if sent, ``""`` if not annotated, else why it was skipped."""
     if not line.strip():
         return ""
@@ -126,6 +126,8 @@ def _import_line(client: Client, line: str, timestamp_field: str) -> str | None:
         record = json.loads(line)
     except json.JSONDecodeError as exc:
         return f"not JSON ({exc.msg})"
+    except UnicodeDecodeError:
+        return "not UTF-8 text"
     if not isinstance(record, dict):
         return "not a JSON object"
     if "segment" not in record:
@@ -144,14 +146,17 @@ def _import_line(client: Client, line: str, timestamp_field: str) -> str | None:
         accepted, _ = client.message(kind, **fields)
     except (TypeError, ValueError) as exc:
         return f"invalid annotation: {exc}"
-    return None if accepted else "queue full"
+    return None if accepted else _FAILED
 
 
 def _record_time(record: dict[str, Any], field: str) -> dt.datetime | None:
     for key in (field, "created"):
         value = record.get(key)
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return dt.datetime.fromtimestamp(value, dt.UTC)
+            try:
+                return dt.datetime.fromtimestamp(value, dt.UTC)
+            except (OverflowError, OSError, ValueError):  # NaN, or a year out of range
+                continue
         if isinstance(value, str):
             try:
                 return dt.datetime.fromisoformat(value)
@@ -167,7 +172,7 @@ def _extras(record: dict[str, Any], timestamp_field: str) -> dict[str, Any]:
     return {k: v for k, v in record.items() if k not in skip and not k.startswith("_")}
 
 
-def _progress(stream: TextIO, label: str, *, disabled: bool) -> Iterator[tuple[int, str]]:
+def _progress(stream: IO[bytes], label: str, *, disabled: bool) -> Iterator[tuple[int, bytes]]:
     """Number the lines of *stream*, with a progress bar when stderr is a terminal."""
     if disabled or not sys.stderr.isatty():
         yield from enumerate(stream, start=1)

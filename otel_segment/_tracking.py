@@ -153,7 +153,7 @@ class Tracker:
                 self._bind(args, kwargs), result, error, duration_ms
             )
         except Exception as exc:  # noqa: BLE001
-            client.reject(ValueError(f"{self.where}: {type(exc).__name__}: {exc}"))
+            client.reject(ValueError(f"{self.where}: {type(exc).__name__}: {_message(exc)}"))
             return
         try:
             client.track(

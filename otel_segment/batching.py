@@ -218,9 +218,17 @@ class BatchProcessor:
             self._work.notify_all()
             workers = list(self._workers)
         forget_at_fork(self)
-        for worker in workers:
+        if not workers:  # none could start (interpreter exit): send from this thread
+            self._drain_here(deadline)
+        own = threading.current_thread()  # a worker, when on_error shuts the client down
+        others = [worker for worker in workers if worker is not own]
+        for worker in others:
             worker.join(remaining(deadline))
-        finished = not any(worker.is_alive() for worker in workers)
+        finished = not any(worker.is_alive() for worker in others)
+        if not finished:
+            with self._lock:  # alive but idle (a zero timeout): nothing left to wait for
+                own_batch = len(workers) - len(others)
+                finished = not self._queue and len(self._inflight) <= own_batch
         if not finished:
             self._abort.set()
         with self._lock:
@@ -235,7 +243,7 @@ class BatchProcessor:
         if finished:
             self._transport.close()
         else:
-            self._await_aborted(workers)
+            self._await_aborted(others)
         return finished
 
     def _await_aborted(self, workers: list[threading.Thread]) -> None:
@@ -260,12 +268,20 @@ class BatchProcessor:
     # -- workers -------------------------------------------------------------------
 
     def _start_workers(self) -> None:
-        """Start the worker threads (lock held); lazily, so idle clients cost no thread."""
+        """
+        Start the worker threads (lock held); lazily, so idle clients cost no thread.
+
+        At interpreter exit Python 3.12+ refuses new threads: then none start, and
+        :meth:`shutdown` sends what is queued on its own thread.
+        """
         for number in range(self._max_in_flight):
             worker = threading.Thread(
                 target=self._run, name=f"otel_segment-worker-{number}", daemon=True
             )
-            worker.start()
+            try:
+                worker.start()
+            except RuntimeError:  # "can't create new thread at interpreter shutdown"
+                return
             self._workers.append(worker)
 
     def _run(self) -> None:
@@ -339,13 +355,34 @@ class BatchProcessor:
         """Sequence number below which every message is delivered or failed (lock held)."""
         return min(self._inflight, default=self._taken)
 
-    def _deliver(self, items: list[bytes]) -> bool:
-        """Send one batch until it is accepted or given up; ``True`` if accepted."""
+    def _drain_here(self, deadline: float | None) -> None:
+        """Send the queue on this thread, batch by batch, until it is empty or time is up."""
+        token = _IN_PIPELINE.set(True)
+        try:
+            while (budget := remaining(deadline)) is None or budget > 0:
+                with self._lock:
+                    if not self._queue:
+                        return
+                    start, items = self._cut(time.monotonic())
+                try:
+                    self._deliver(items, budget)
+                finally:
+                    with self._lock:
+                        del self._inflight[start]
+                        self._idle.notify_all()
+        finally:
+            _IN_PIPELINE.reset(token)
+
+    def _deliver(self, items: list[bytes], budget: float | None = None) -> bool:
+        """Send one batch until it is accepted or given up (within *budget* seconds)."""
+        policy = self._policy
+        if budget is not None and budget < policy.max_elapsed:
+            policy = policy.replace(max_elapsed=budget)
         sent = send_batch(
             items,
             transport=self._transport,
             envelope=self._envelope,
-            policy=self._policy,
+            policy=policy,
             abort=self._abort,
             retried=functools.partial(self._count, retried=1),
         )

@@ -130,15 +130,19 @@ def _add_sink(commands: Any) -> None:
     command.add_argument("--json", action="store_true", help="print JSON lines, one a message")
     command.add_argument("--output", metavar="FILE", help="write to FILE instead of stdout")
     command.add_argument(
-        "--latency-ms", type=float, default=0.0, help="answer each request this much later"
+        "--latency-ms", type=_milliseconds, default=0.0, help="answer each request this much later"
     )
     command.set_defaults(run=_run_sink)
 
 
 def _run_sink(args: argparse.Namespace) -> int:
-    out: TextIO = (
-        pathlib.Path(args.output).open("a", encoding="utf-8") if args.output else sys.stdout  # noqa: SIM115 - closed below
-    )
+    try:
+        out: TextIO = (
+            pathlib.Path(args.output).open("a", encoding="utf-8") if args.output else sys.stdout  # noqa: SIM115 - closed below
+        )
+    except OSError as exc:
+        print(f"otel-segment sink: cannot write {args.output}: {exc}", file=sys.stderr)
+        return 1
     lock = threading.Lock()
 
     def show(request: ReceivedRequest) -> None:
@@ -159,7 +163,9 @@ def _run_sink(args: argparse.Namespace) -> int:
             on_batch=show,
             keep=False,
         )
-    except OSError as exc:
+    except (OSError, OverflowError) as exc:  # OverflowError: a port > 65535
+        if out is not sys.stdout:
+            out.close()
         print(
             f"otel-segment sink: cannot listen on {args.bind}:{args.port}: {exc}", file=sys.stderr
         )
@@ -259,6 +265,16 @@ def _json_object(text: str) -> dict[str, Any]:
         raise argparse.ArgumentTypeError(f"not valid JSON ({exc.msg}): {text!r}") from None
     if not isinstance(value, dict):
         raise argparse.ArgumentTypeError(f"must be a JSON object, got {text!r}")
+    return value
+
+
+def _milliseconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:  # also refuses NaN
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text!r}")
     return value
 
 

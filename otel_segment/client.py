@@ -11,7 +11,6 @@ from __future__ import annotations
 import atexit
 import functools
 import logging
-import weakref
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final, Self, TypeVar
 
@@ -528,8 +527,9 @@ _BUILDERS: Final[dict[str, Callable[..., messages.Message]]] = {
 }
 
 
-# Every client not yet shut down, so that one exit hook drains them all.
-_LIVE: Final[weakref.WeakSet[Client]] = weakref.WeakSet()
+# Every client not yet shut down, so that one exit hook drains them all. Held strongly:
+# a client the program dropped may still have messages queued (its workers outlive it).
+_LIVE: Final[set[Client]] = set()
 
 
 def _shutdown_all_at_exit() -> None:

@@ -144,9 +144,10 @@ class BatchEnvelope:
 
     def __init__(self, write_key: str) -> None:
         self._head = b'{"batch":['
-        self._tail = b'],"sentAt":"%s","writeKey":' + orjson.dumps(write_key) + b"}"
+        key = orjson.dumps(write_key).replace(b"%", b"%%")  # a literal "%" for body()'s "%"
+        self._tail = b'],"sentAt":"%s","writeKey":' + key + b"}"
         #: Bytes of a body holding no message (one comma per message comes on top).
-        self.overhead = len(self._head) + len(self._tail) - 2 + len(_SENT_AT_SAMPLE)
+        self.overhead = len(self.body([], _SENT_AT_SAMPLE))
 
     def __repr__(self) -> str:
         """Never show the write key."""

@@ -27,6 +27,7 @@ _logger = logging.getLogger("otel_segment")
 USER_AGENT: Final = f"otel-segment/{__version__}"
 """The ``User-Agent`` of every request."""
 
+_SECRET_MIN_CHARS: Final = 8
 _ERRNO: Final = re.compile(r"\[Errno -?\d+\] [^'\")]+")
 _SUPPRESS_KEY: Final = otel_context._SUPPRESS_INSTRUMENTATION_KEY  # noqa: SLF001 - the API's own key
 
@@ -84,6 +85,8 @@ class HttpTransport:
         self._verify = verify
         self._cert = cert
         token = base64.b64encode(f"{write_key}:".encode()).decode("ascii")
+        # kept out of error text; a key too short to be real ("bad") would garble it
+        self._secrets = (write_key, token) if len(write_key) >= _SECRET_MIN_CHARS else ()
         self._headers = {
             "Authorization": f"Basic {token}",
             "Content-Type": "application/json",
@@ -135,7 +138,10 @@ class HttpTransport:
         with response:
             if 200 <= response.status_code < 300:  # noqa: PLR2004
                 return Outcome(response.status_code)
-            detail = response.text[:200].strip()
+            detail = response.text
+            for secret in self._secrets:  # a server may quote the key back
+                detail = detail.replace(secret, "<write key>")
+            detail = detail[:200].strip()
             return Outcome(
                 response.status_code,
                 retry_after=parse_retry_after(response.headers.get("Retry-After")),

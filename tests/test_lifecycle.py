@@ -52,8 +52,35 @@ EXIT_BOUNDED = """
 """
 
 
+FIRST_MESSAGE_AT_EXIT = """
+    import sys
+    import otel_segment
+
+    client = otel_segment.Client("k", host=sys.argv[1])
+    client.every(3600, lambda: client.group("u1", "g1", {"seats": 3}))
+"""
+
+
 class TestExit:
     """At interpreter exit the queue is drained, within a bound."""
+
+    def test_first_message_sent_at_exit(self, segment_server: ScriptedServer) -> None:
+        """
+        A message made only at exit (a final snapshot) still arrives.
+
+        Python 3.12+ refuses to start threads in an exit hook: the queue is then sent
+        from the exit hook's own thread.
+        """
+        done = run_script(FIRST_MESSAGE_AT_EXIT, segment_server.url)
+
+        assert 0 == done.returncode, done.stderr
+        assert segment_server.wait_for_messages(1)
+        [message] = segment_server.messages
+        assert ("group", "g1", {"seats": 3}) == (
+            message["type"],
+            message["groupId"],
+            message["traits"],
+        )
 
     def test_exit_without_flush(self, segment_server: ScriptedServer) -> None:
         """A script that never flushes still delivers its five messages."""
