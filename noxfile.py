@@ -8,9 +8,11 @@ PYPROJECT = nox.project.load_toml("pyproject.toml")
 
 nox.options.sessions = ["tests", "lint"]
 nox.options.reuse_existing_virtualenvs = True
+# The tests run on every supported Python found on PATH; one that is missing is skipped.
+nox.options.error_on_missing_interpreters = False
 
 
-@nox.session
+@nox.session(python=nox.project.python_versions(PYPROJECT))
 def tests(session: nox.Session) -> None:
     """Run the test suite (pass pytest arguments after ``--``)."""
     session.install("-e.", *nox.project.dependency_groups(PYPROJECT, "test"))
