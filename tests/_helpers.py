@@ -12,8 +12,10 @@ import threading
 from typing import TYPE_CHECKING, Any, Final
 
 from otel_segment import Client, RetryPolicy
+from otel_segment.cli import main
 
 if TYPE_CHECKING:
+    import pathlib
     from collections.abc import Iterable, Mapping
 
     from _server import ScriptedServer
@@ -106,3 +108,8 @@ def delivered(client: Client, server: ScriptedServer, n: int = 0) -> list[dict[s
 def fields(message: Mapping[str, Any], *keys: str) -> tuple[Any, ...]:
     """The values of *keys* in *message*, in order (to compare with an expected tuple)."""
     return tuple(message[key] for key in keys)
+
+
+def run_import(server: ScriptedServer, log: pathlib.Path, *options: str) -> int:
+    """Run ``otel-segment import [OPTIONS] LOG`` against *server*; the exit status."""
+    return main(["import", *options, str(log), "--host", server.url, "--write-key", "k"])

@@ -12,6 +12,7 @@ import sys
 from typing import TYPE_CHECKING
 
 import pytest
+from _helpers import run_import
 from pythonjsonlogger.json import JsonFormatter
 
 import otel_segment
@@ -198,11 +199,6 @@ def _write_log(path: pathlib.Path, records: list[tuple[str, dict[str, object]]])
         handler.close()
 
 
-def _import(server: ScriptedServer, log: pathlib.Path, *options: str) -> int:
-    """Run ``otel-segment import [OPTIONS] LOG`` against *server*; the exit status."""
-    return main(["import", *options, str(log), "--host", server.url, "--write-key", "k"])
-
-
 class TestImport:
     """``otel-segment import FILE...``."""
 
@@ -225,7 +221,7 @@ class TestImport:
         )
         times = [json.loads(line)["timestamp"] for line in log.read_text().splitlines()]
 
-        status = _import(segment_server, log)
+        status = run_import(segment_server, log)
 
         assert 0 == status
         track, identify = segment_server.messages
@@ -252,7 +248,7 @@ class TestImport:
         ]
         log.write_text("\n".join(lines) + "\n")
 
-        status = _import(segment_server, log)
+        status = run_import(segment_server, log)
 
         err = capsys.readouterr().err
         assert 1 == status
@@ -268,7 +264,7 @@ class TestImport:
         """--dry-run validates every line and makes no request."""
         _write_log(log, [("Signed Up", {"segment": {"user_id": "u1"}})] * 3)
 
-        status = _import(segment_server, log, "--dry-run")
+        status = run_import(segment_server, log, "--dry-run")
 
         assert 0 == status
         assert [] == segment_server.requests

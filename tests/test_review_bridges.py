@@ -9,6 +9,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from _helpers import run_import
 
 from otel_segment import Client, SegmentSpanProcessor
 from otel_segment.cli import main
@@ -42,9 +43,6 @@ def _line(message: str, **fields: Any) -> str:
 class TestImportKeepsGoing:
     """``import``: a bad line is reported by number and skipped; the other lines arrive."""
 
-    def _run(self, server: ScriptedServer, log: pathlib.Path) -> int:
-        return main(["import", "--no-progress", str(log), "--host", server.url, "--write-key", "k"])
-
     def test_a_line_that_is_not_utf8(
         self,
         segment_server: ScriptedServer,
@@ -56,7 +54,7 @@ class TestImportKeepsGoing:
         bad = _line("Bad \udcff").encode("utf-8", "surrogateescape").replace(b"\\udcff", b"\xff")
         log.write_bytes(b"\n".join([_line("A").encode(), bad, _line("C").encode(), b""]))
 
-        status = self._run(segment_server, log)
+        status = run_import(segment_server, log, "--no-progress")
 
         err = capsys.readouterr().err
         assert 1 == status
@@ -75,7 +73,7 @@ class TestImportKeepsGoing:
         lines = [_line("A"), _line("B", timestamp=float("nan")), _line("C", timestamp=1e20)]
         log.write_text("\n".join([*lines, _line("D")]) + "\n")
 
-        status = self._run(segment_server, log)
+        status = run_import(segment_server, log, "--no-progress")
 
         err = capsys.readouterr().err
         assert 1 == status
@@ -92,7 +90,7 @@ class TestImportKeepsGoing:
         log = tmp_path / "app.jsonl"
         log.write_text("\n".join([_line("A"), _line("Big", blob="x" * 40_000)]) + "\n")
 
-        status = self._run(segment_server, log)
+        status = run_import(segment_server, log, "--no-progress")
 
         err = capsys.readouterr().err
         assert 1 == status
