@@ -16,27 +16,35 @@ from typing import TYPE_CHECKING, Any
 
 from otel_segment import _default
 from otel_segment._version import __version__
-from otel_segment.batching import DeliveryError, QueueFullError, ShutdownError
-from otel_segment.client import Client, ClientClosedError, MessageTooLargeError
-from otel_segment.decorators import snapshot, tracked
-from otel_segment.encoding import EncodingError
-from otel_segment.handler import SegmentHandler, annotate
-from otel_segment.retry import RetryPolicy
-from otel_segment.spool import SpoolError, SpoolLockedError
-from otel_segment.spooled import SpoolFullError
+from otel_segment.errors import (
+    ClientClosedError,
+    DeliveryError,
+    EncodingError,
+    MessageTooLargeError,
+    OtelSegmentError,
+    QueueFullError,
+    ShutdownError,
+    SpoolError,
+    SpoolFullError,
+    SpoolLockedError,
+)
+from otel_segment.pipeline.client import Client
+from otel_segment.pipeline.retry import RetryPolicy
+from otel_segment.sources.decorators import snapshot, tracked
+from otel_segment.sources.handler import SegmentHandler, annotate
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from otel_segment._otel_metrics import PipelineMetrics, instrument_metrics
-    from otel_segment.batching import ErrorCallback
-    from otel_segment.client import Result
-    from otel_segment.otel import (
+    from otel_segment.pipeline.batching import ErrorCallback
+    from otel_segment.pipeline.client import Result
+    from otel_segment.sources.otel import (
         SegmentLogExporter,
         SegmentSampler,
         SegmentSpanExporter,
         SegmentSpanProcessor,
     )
+    from otel_segment.sources.otel_metrics import PipelineMetrics, instrument_metrics
 
 __all__ = [
     "Client",
@@ -44,6 +52,7 @@ __all__ = [
     "DeliveryError",
     "EncodingError",
     "MessageTooLargeError",
+    "OtelSegmentError",
     "PipelineMetrics",
     "QueueFullError",
     "RetryPolicy",
@@ -95,12 +104,12 @@ default_client: Client | None = None
 # Imported on first access (PEP 562), so that ``import otel_segment`` does not load the
 # OpenTelemetry SDK for code that only uses the client.
 _LAZY: dict[str, str] = {
-    "PipelineMetrics": "otel_segment._otel_metrics",
-    "instrument_metrics": "otel_segment._otel_metrics",
-    "SegmentLogExporter": "otel_segment.otel",
-    "SegmentSampler": "otel_segment.otel",
-    "SegmentSpanExporter": "otel_segment.otel",
-    "SegmentSpanProcessor": "otel_segment.otel",
+    "PipelineMetrics": "otel_segment.sources.otel_metrics",
+    "instrument_metrics": "otel_segment.sources.otel_metrics",
+    "SegmentLogExporter": "otel_segment.sources.otel",
+    "SegmentSampler": "otel_segment.sources.otel",
+    "SegmentSpanExporter": "otel_segment.sources.otel",
+    "SegmentSpanProcessor": "otel_segment.sources.otel",
 }
 
 

@@ -14,7 +14,7 @@ import sys
 import threading
 from typing import TYPE_CHECKING, Any, Final
 
-from otel_segment.client import Client
+from otel_segment.pipeline.client import Client
 
 if TYPE_CHECKING:
     from collections.abc import Callable

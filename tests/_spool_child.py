@@ -19,7 +19,7 @@ import os
 import sys
 
 from otel_segment import Client, RetryPolicy
-from otel_segment.spooled import SpooledProcessor
+from otel_segment.pipeline.spooled import SpooledProcessor
 
 
 def _no_wait(retry: int) -> float:

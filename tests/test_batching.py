@@ -1,4 +1,4 @@
-"""Tests for otel_segment.batching: triggers, byte limits, overflow, sync mode, shutdown."""
+"""Tests for batching: triggers, byte limits, overflow, sync mode, shutdown."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from otel_segment import (
     QueueFullError,
     ShutdownError,
 )
-from otel_segment.batching import in_pipeline
+from otel_segment.pipeline.batching import in_pipeline
 
 
 class TestTriggers:

@@ -1,4 +1,4 @@
-"""Tests for otel_segment.client: what each call puts on the wire, as the server receives it."""
+"""Tests for client: what each call puts on the wire, as the server receives it."""
 
 from __future__ import annotations
 

@@ -23,7 +23,7 @@ from opentelemetry.sdk.trace import TracerProvider
 
 import otel_segment
 from otel_segment import Client, _default, snapshot, tracked
-from otel_segment.batching import _IN_PIPELINE
+from otel_segment.pipeline.batching import _IN_PIPELINE
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator

@@ -1,4 +1,4 @@
-"""Tests for otel_segment.encoding: strict JSON, every conversion, exact body sizes."""
+"""Tests for otel_segment.pipeline.encoding: strict JSON, every conversion, exact body sizes."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from _strategies import Color, Level, Point, expected_json, json_trees
 from hypothesis import given, settings
 
 from otel_segment import EncodingError
-from otel_segment.encoding import BatchEnvelope, dumps
+from otel_segment.pipeline.encoding import BatchEnvelope, dumps
 
 if TYPE_CHECKING:
     from _server import ScriptedServer

@@ -27,10 +27,9 @@ from _helpers import ErrorLog
 from _server import ScriptedServer
 from _spool_child import FAST_RETRY
 
-from otel_segment import Client
+from otel_segment import Client, SpoolError, SpoolFullError, SpoolLockedError
+from otel_segment.pipeline.spool import Spool
 from otel_segment.sink import Sink
-from otel_segment.spool import Spool, SpoolError, SpoolLockedError
-from otel_segment.spooled import SpoolFullError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable

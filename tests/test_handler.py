@@ -1,4 +1,4 @@
-"""Tests for otel_segment.handler: SegmentHandler and annotate(), with real loggers."""
+"""Tests for otel_segment.sources.handler: SegmentHandler and annotate(), with real loggers."""
 
 from __future__ import annotations
 

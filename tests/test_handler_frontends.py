@@ -81,7 +81,7 @@ class TestDictConfig:
 
         client = handler.client
         assert client is not None
-        assert (True, 10, logging.INFO) == (client.closed, client.flush_at, handler.level)
+        assert (True, 10, logging.INFO) == (client.closed, client.config.flush_at, handler.level)
         assert list(range(10)) == [m["properties"]["step"] for m in segment_server.messages]
 
 

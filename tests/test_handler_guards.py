@@ -38,7 +38,7 @@ class TestRecursion:
         ("name", "forwarded"),
         [
             ("otel_segment", False),
-            ("otel_segment.batching", False),
+            ("otel_segment.pipeline.batching", False),
             ("urllib3", False),
             ("urllib3.connectionpool", False),
             ("requests", False),
@@ -148,7 +148,7 @@ class TestClose:
         handler.close()
 
         assert handler.client is not None
-        assert (True, 10) == (handler.client.closed, handler.client.flush_at)
+        assert (True, 10) == (handler.client.closed, handler.client.config.flush_at)
         assert 1 == len(segment_server.messages)
         assert "test-key" not in repr(handler)
 

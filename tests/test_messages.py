@@ -1,4 +1,4 @@
-"""Tests for otel_segment.messages: builders, timestamps, context merging, and bad input."""
+"""Tests for messages: builders, timestamps, context merging, and bad input."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from _helpers import TIMESTAMP_RE, Clients
 
-from otel_segment import messages
+from otel_segment.pipeline import messages
 
 if TYPE_CHECKING:
     from _server import ScriptedServer

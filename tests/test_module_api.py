@@ -9,7 +9,7 @@ from _helpers import ErrorLog, message_ids
 
 import otel_segment
 from otel_segment import Client, _default
-from otel_segment.client import ENV_HOST, ENV_WRITE_KEY
+from otel_segment.pipeline.client import ENV_HOST, ENV_WRITE_KEY
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -115,11 +115,11 @@ class TestCalls:
         assert (errors, True, 7, 2.5, 3, 3.0, 50) == (
             client.on_error,
             client.gzip,
-            client.flush_at,
-            client.flush_interval,
-            client.retry.max_attempts,
+            client.config.flush_at,
+            client.config.flush_interval,
+            client.config.retry.max_attempts,
             client.timeout,
-            client.max_queue_size,
+            client.config.max_queue_size,
         )
 
     def test_send_false(self, segment_server: ScriptedServer) -> None:

@@ -9,7 +9,7 @@ import pytest
 from _helpers import FAST_RETRY, WRITE_KEY, Clients, ErrorLog
 
 from otel_segment import Client, RetryPolicy
-from otel_segment.client import DEFAULT_HOST, ENV_HOST, ENV_WRITE_KEY
+from otel_segment.pipeline.client import DEFAULT_HOST, ENV_HOST, ENV_WRITE_KEY
 from otel_segment.sink import Sink
 
 if TYPE_CHECKING:
@@ -106,7 +106,7 @@ class TestValidation:
         for path in (ca, cert, key):
             path.write_text("x")
         client = clients(verify=str(ca), cert=(str(cert), str(key)))
-        assert (str(ca), (str(cert), str(key))) == (client.verify, client.cert)
+        assert (str(ca), (str(cert), str(key))) == (client.config.verify, client.config.cert)
 
 
 class TestEnvironment:
@@ -140,11 +140,11 @@ class TestAliases:
     def test_upload_size_and_interval(self, segment_server: ScriptedServer) -> None:
         """upload_size is flush_at; upload_interval is flush_interval."""
         with Client("k", segment_server.url, upload_size=3, upload_interval=2) as client:
-            assert (3, 2.0) == (client.flush_at, client.flush_interval)
+            assert (3, 2.0) == (client.config.flush_at, client.config.flush_interval)
 
     def test_max_retries(self, clients: Clients) -> None:
         """max_retries counts retries after the first attempt."""
-        assert 3 == clients(max_retries=2, retry=None).retry.max_attempts
+        assert 3 == clients(max_retries=2, retry=None).config.retry.max_attempts
 
     def test_max_retries_zero_means_one_attempt(
         self, segment_server: ScriptedServer, clients: Clients

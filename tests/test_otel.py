@@ -15,7 +15,7 @@ from opentelemetry.trace import Status, StatusCode
 
 import otel_segment
 from otel_segment import Client, SegmentSpanExporter, SegmentSpanProcessor
-from otel_segment._otel_mapping import span_messages
+from otel_segment.sources.otel_mapping import span_messages
 
 if TYPE_CHECKING:
     from _server import ScriptedServer

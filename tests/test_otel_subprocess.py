@@ -98,7 +98,7 @@ class TestLazyImport:
 
     def test_names(self) -> None:
         """The lazy names resolve, are listed, and unknown names still fail."""
-        from otel_segment import otel  # noqa: PLC0415 - the module under test
+        from otel_segment.sources import otel  # noqa: PLC0415 - the module under test
 
         assert otel.SegmentSampler is otel_segment.SegmentSampler
         assert {"SegmentLogExporter", "instrument_metrics"} <= set(dir(otel_segment))

@@ -1,4 +1,4 @@
-"""Tests for otel_segment.periodic through Client.every: schedule, shutdown, errors, cancel."""
+"""Tests for periodic through Client.every: schedule, shutdown, errors, cancel."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from otel_segment import ClientClosedError
-from otel_segment.periodic import Periodic
+from otel_segment.pipeline.periodic import Periodic
 
 if TYPE_CHECKING:
     from _helpers import Clients

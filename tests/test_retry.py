@@ -1,4 +1,4 @@
-"""Tests for otel_segment.retry: the RetryPolicy value, and each retry rule against a server."""
+"""Tests for retry: the RetryPolicy value, and each retry rule against a server."""
 
 from __future__ import annotations
 
@@ -12,7 +12,11 @@ import pytest
 from _helpers import FAST_RETRY, Clients, ErrorLog, message_ids, no_wait
 
 from otel_segment import DeliveryError, RetryPolicy
-from otel_segment.retry import DEFAULT_RETRY_STATUSES, exponential_backoff, parse_retry_after
+from otel_segment.pipeline.retry import (
+    DEFAULT_RETRY_STATUSES,
+    exponential_backoff,
+    parse_retry_after,
+)
 
 if TYPE_CHECKING:
     from _server import ScriptedServer

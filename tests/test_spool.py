@@ -1,4 +1,4 @@
-"""Tests for otel_segment.spool: the SQLite file, its bound, its lock, corrupt files."""
+"""Tests for otel_segment.pipeline.spool: the SQLite file, its bound, its lock, corrupt files."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from otel_segment.spool import Spool, SpoolError, SpoolLockedError
+from otel_segment import SpoolError, SpoolLockedError
+from otel_segment.pipeline.spool import Spool
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

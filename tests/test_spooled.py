@@ -1,4 +1,4 @@
-"""Tests for otel_segment.spooled: the pipeline with a spool, inside one process."""
+"""Tests for otel_segment.pipeline.spooled: the pipeline with a spool, inside one process."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Any
 
 from _helpers import ErrorLog
 
-from otel_segment import Client, DeliveryError
-from otel_segment.spool import Spool, SpoolError
-from otel_segment.spooled import WRITE_INTERVAL_SECONDS, SpooledProcessor
+from otel_segment import Client, DeliveryError, SpoolError
+from otel_segment.pipeline.spool import Spool
+from otel_segment.pipeline.spooled import WRITE_INTERVAL_SECONDS, SpooledProcessor
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -1,4 +1,4 @@
-"""Tests for otel_segment.transport: headers, auth, gzip, TLS, and no spans for our POSTs."""
+"""Tests for transport: headers, auth, gzip, TLS, and no spans for our POSTs."""
 
 from __future__ import annotations
 
@@ -18,15 +18,15 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 import otel_segment
 from otel_segment import Client, DeliveryError
+from otel_segment.pipeline.transport import HttpTransport
 from otel_segment.sink import Sink
-from otel_segment.transport import HttpTransport
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from _server import ScriptedServer, TlsServer
 
-    from otel_segment.messages import Message
+    from otel_segment.pipeline.messages import Message
 
 
 @pytest.fixture

@@ -1,8 +1,8 @@
 """
 The client: the six Segment calls, configuration, and the wiring of one pipeline.
 
-A call builds and validates a message (:mod:`otel_segment.messages`), encodes it once
-(:mod:`otel_segment.encoding`) and queues the bytes (:mod:`otel_segment.batching`); the
+A call builds and validates a message (:mod:`.messages`), encodes it once
+(:mod:`.encoding`) and queues the bytes (:mod:`.batching`); the
 caller's thread never touches the network unless ``sync_mode`` asks for it.
 """
 
@@ -12,20 +12,25 @@ import atexit
 import functools
 import logging
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Final, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Self
 
 from opentelemetry import trace as otel_trace
 
-from otel_segment import _options, messages
-from otel_segment._lifecycle import deadline_after, remaining
-from otel_segment._options import DEFAULT_HOST, ENV_HOST, ENV_WRITE_KEY
-from otel_segment.batching import BatchProcessor, ErrorCallback, in_pipeline
-from otel_segment.encoding import BatchEnvelope, dumps
-from otel_segment.periodic import Periodic
-from otel_segment.retry import RetryPolicy
-from otel_segment.spool import DEFAULT_SPOOL_MAX_BYTES, Spool
-from otel_segment.spooled import SpooledProcessor
-from otel_segment.transport import HttpTransport
+from otel_segment.errors import ClientClosedError, MessageTooLargeError
+from otel_segment.pipeline import messages, tracking
+from otel_segment.pipeline import options as _options
+from otel_segment.pipeline.assembly import build_processor
+from otel_segment.pipeline.batching import ErrorCallback, in_pipeline
+from otel_segment.pipeline.config import (
+    MAX_SEGMENT_BATCH_BYTES,
+    MAX_SEGMENT_MESSAGE_BYTES,
+    ClientConfig,
+)
+from otel_segment.pipeline.encoding import dumps
+from otel_segment.pipeline.lifecycle import deadline_after, remaining
+from otel_segment.pipeline.options import DEFAULT_HOST, ENV_HOST, ENV_WRITE_KEY
+from otel_segment.pipeline.periodic import Periodic
+from otel_segment.pipeline.spool import DEFAULT_SPOOL_MAX_BYTES
 
 if TYPE_CHECKING:
     import datetime as dt
@@ -33,36 +38,22 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from types import TracebackType
 
+    from otel_segment.pipeline.retry import RetryPolicy
+
 __all__ = [
     "DEFAULT_HOST",
     "ENV_HOST",
     "ENV_WRITE_KEY",
     "Client",
-    "ClientClosedError",
-    "MessageTooLargeError",
     "in_pipeline",
 ]
 
 _logger = logging.getLogger("otel_segment")
 
-_MAX_SEGMENT_BATCH_BYTES: Final = 500 * 1024
-_MAX_SEGMENT_MESSAGE_BYTES: Final = 32 * 1024
 
 Id = str | int | float | None
 JSONMapping = Mapping[str, Any] | None
 Result = tuple[bool, messages.Message]
-_Decoratable = TypeVar(
-    "_Decoratable",
-    bound="Callable[..., object] | classmethod[Any, ..., object] | staticmethod[..., object]",
-)
-
-
-class ClientClosedError(RuntimeError):
-    """A call was made on a client that was shut down."""
-
-
-class MessageTooLargeError(ValueError):
-    """A message is larger than ``max_message_bytes`` once encoded."""
 
 
 class Client:
@@ -114,8 +105,8 @@ class Client:
         flush_at: int = 100,
         flush_interval: float = 0.5,
         max_queue_size: int = 10_000,
-        max_batch_bytes: int = _MAX_SEGMENT_BATCH_BYTES,
-        max_message_bytes: int = _MAX_SEGMENT_MESSAGE_BYTES,
+        max_batch_bytes: int = MAX_SEGMENT_BATCH_BYTES,
+        max_message_bytes: int = MAX_SEGMENT_MESSAGE_BYTES,
         retry: RetryPolicy | None = None,
         default_context: Mapping[str, Any] | None = None,
         gzip: bool = False,
@@ -135,78 +126,47 @@ class Client:
         upload_interval: float | None = None,
         max_retries: int | None = None,
     ) -> None:
-        flush_at = _options.alias("flush_at", flush_at, 100, "upload_size", upload_size)
-        flush_interval = _options.alias(
-            "flush_interval", flush_interval, 0.5, "upload_interval", upload_interval
+        config = ClientConfig.resolve(
+            write_key=write_key,
+            host=host,
+            flush_at=flush_at,
+            flush_interval=flush_interval,
+            max_queue_size=max_queue_size,
+            max_batch_bytes=max_batch_bytes,
+            max_message_bytes=max_message_bytes,
+            retry=retry,
+            default_context=default_context,
+            gzip=gzip,
+            timeout=timeout,
+            send=send,
+            sync_mode=sync_mode,
+            on_error=on_error,
+            debug=debug,
+            proxies=proxies,
+            verify=verify,
+            cert=cert,
+            spool=spool,
+            spool_max_bytes=spool_max_bytes,
+            max_in_flight=max_in_flight,
+            exit_timeout=exit_timeout,
+            upload_size=upload_size,
+            upload_interval=upload_interval,
+            max_retries=max_retries,
         )
-        self.write_key = _options.write_key(write_key, required=send)
-        self.host = _options.host(host)
-        self.flush_at = _options.positive_int("flush_at", flush_at)
-        self.flush_interval = _options.seconds("flush_interval", flush_interval)
-        self.max_queue_size = _options.positive_int("max_queue_size", max_queue_size)
-        self.max_batch_bytes = _options.positive_int("max_batch_bytes", max_batch_bytes)
-        self.max_message_bytes = _options.positive_int("max_message_bytes", max_message_bytes)
-        self.retry = _retry(retry, max_retries)
-        self.gzip = _options.flag("gzip", gzip)
-        self.timeout = _options.seconds("timeout", timeout)
-        self.send = _options.flag("send", send)
-        self.sync_mode = _options.flag("sync_mode", sync_mode)
-        self.debug = _options.flag("debug", debug)
-        self.on_error = _options.callback(on_error)
-        self.proxies = _options.proxies(proxies)
-        self.verify = _options.verify(verify)
-        self.cert = _options.cert(cert)
-        self.max_in_flight = _options.positive_int("max_in_flight", max_in_flight)
-        self.exit_timeout = _options.seconds("exit_timeout", exit_timeout, allow_zero=True)
-        self.spool_max_bytes = _options.positive_int("spool_max_bytes", spool_max_bytes)
-        if spool is not None and self.sync_mode:
-            raise ValueError("spool= does not combine with sync_mode=True (nothing is queued)")
-        if spool is not None and self.spool_max_bytes < self.max_message_bytes:
-            raise ValueError(
-                f"spool_max_bytes ({self.spool_max_bytes}) must be >= max_message_bytes "
-                f"({self.max_message_bytes})"
-            )
-        if default_context is not None and not isinstance(default_context, Mapping):
-            raise TypeError(
-                f"default_context must be a mapping, got {type(default_context).__name__}"
-            )
-        self.default_context = dict(default_context or {})
+        self.config: Final = config
+        # segment-analytics-python's client attributes, echoing what was passed.
+        self.write_key = config.write_key
+        self.host = config.host
+        self.gzip = config.gzip
+        self.sync_mode = config.sync_mode
+        self.timeout = config.timeout
+        self.send = config.send
+        self.debug = config.debug
+        self.on_error = config.on_error
         self._base_context = messages.merge_context(
-            self.default_context, {"library": messages.LIBRARY}
+            dict(config.default_context), {"library": messages.LIBRARY}
         )
-        envelope = BatchEnvelope(self.write_key)
-        if self.max_message_bytes + envelope.overhead > self.max_batch_bytes:
-            raise ValueError(
-                f"max_message_bytes ({self.max_message_bytes}) plus the batch envelope "
-                f"({envelope.overhead} bytes) must fit in max_batch_bytes "
-                f"({self.max_batch_bytes})"
-            )
-        if debug:
-            _enable_debug_logging()
-        store = None if spool is None or not self.send else Spool(spool, max_bytes=spool_max_bytes)
-        pipeline: Callable[..., BatchProcessor] = (
-            BatchProcessor if store is None else functools.partial(SpooledProcessor, spool=store)
-        )
-        transport = HttpTransport(
-            self.write_key,
-            self.host,
-            gzip=self.gzip,
-            timeout=self.timeout,
-            proxies=self.proxies,
-            verify=self.verify,
-            cert=self.cert,
-        )
-        self._processor = pipeline(
-            transport,
-            envelope,
-            policy=self.retry,
-            flush_at=self.flush_at,
-            flush_interval=self.flush_interval,
-            max_queue_size=self.max_queue_size,
-            max_batch_bytes=self.max_batch_bytes,
-            on_error=self.on_error,
-            max_in_flight=self.max_in_flight,
-        )
+        self._processor = build_processor(config)
         self._periodic = Periodic()
         self._closed = False
         _LIVE.add(self)
@@ -214,8 +174,8 @@ class Client:
     def __repr__(self) -> str:
         """Show the endpoint and batching settings, never the write key."""
         return (
-            f"Client(host={self.host!r}, flush_at={self.flush_at}, "
-            f"flush_interval={self.flush_interval}, sync_mode={self.sync_mode}, "
+            f"Client(host={self.host!r}, flush_at={self.config.flush_at}, "
+            f"flush_interval={self.config.flush_interval}, sync_mode={self.sync_mode}, "
             f"send={self.send}, closed={self._closed})"
         )
 
@@ -398,10 +358,10 @@ class Client:
         except (TypeError, ValueError):
             self._processor.count_rejected()
             raise
-        if len(data) > self.max_message_bytes:
+        if len(data) > self.config.max_message_bytes:
             error = MessageTooLargeError(
                 f"{msg['type']} message is {len(data)} bytes encoded; "
-                f"max_message_bytes is {self.max_message_bytes}"
+                f"max_message_bytes is {self.config.max_message_bytes}"
             )
             self._processor.reject(msg, error)
             return False, msg
@@ -469,17 +429,14 @@ class Client:
         | Callable[[dict[str, Any], Any], Mapping[str, object]]
         | None = None,
         track_errors: bool = True,
-    ) -> Callable[[_Decoratable], _Decoratable]:
+    ) -> Callable[[tracking.Decoratable], tracking.Decoratable]:
         """:func:`otel_segment.tracked` sending through this client."""
-        # Imported here: decorators is a source built on the client, never the reverse.
-        from otel_segment import decorators  # noqa: PLC0415
-
-        return decorators.tracked(
+        return tracking.decorator(
             event,
             user_id=user_id,
             anonymous_id=anonymous_id,
             properties=properties,
-            client=self,
+            client=lambda: self,
             track_errors=track_errors,
         )
 
@@ -535,28 +492,9 @@ _LIVE: Final[set[Client]] = set()
 def _shutdown_all_at_exit() -> None:
     for client in list(_LIVE):
         try:
-            client.shutdown(timeout=client.exit_timeout)
+            client.shutdown(timeout=client.config.exit_timeout)
         except Exception:
             _logger.exception("draining at exit failed")
 
 
 atexit.register(_shutdown_all_at_exit)
-
-
-def _enable_debug_logging() -> None:
-    logger = logging.getLogger("otel_segment")
-    logger.setLevel(logging.DEBUG)
-    if not logger.handlers:
-        logger.addHandler(logging.StreamHandler())
-
-
-def _retry(policy: object, max_retries: object) -> RetryPolicy:
-    if policy is not None and not isinstance(policy, RetryPolicy):
-        raise TypeError(f"retry must be a RetryPolicy, got {type(policy).__name__}")
-    if max_retries is None:
-        return policy or RetryPolicy()
-    if policy is not None:
-        raise TypeError("pass retry= or max_retries=, not both")
-    if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
-        raise ValueError(f"max_retries must be an int >= 0, got {max_retries!r}")
-    return RetryPolicy(max_attempts=max_retries + 1)

@@ -14,7 +14,7 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from otel_segment._lifecycle import reset_at_fork
+from otel_segment.pipeline.lifecycle import reset_at_fork
 
 if TYPE_CHECKING:
     from collections.abc import Callable

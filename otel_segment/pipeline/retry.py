@@ -18,7 +18,7 @@ import random
 import time
 from typing import TYPE_CHECKING, Final
 
-from otel_segment._options import seconds
+from otel_segment.pipeline.options import seconds
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -19,9 +19,9 @@ import threading
 from typing import TYPE_CHECKING, Any, Final, TextIO
 
 from otel_segment._version import __version__
-from otel_segment.client import ENV_HOST, ENV_WRITE_KEY, Client
-from otel_segment.messages import MESSAGE_TYPES
-from otel_segment.retry import RetryPolicy
+from otel_segment.cli.common import CLI_RETRY
+from otel_segment.pipeline.client import ENV_HOST, ENV_WRITE_KEY, Client
+from otel_segment.pipeline.messages import MESSAGE_TYPES
 from otel_segment.sink import Sink, format_message
 
 if TYPE_CHECKING:
@@ -30,9 +30,6 @@ if TYPE_CHECKING:
     from otel_segment.sink import ReceivedRequest
 
 __all__ = ["main"]
-
-#: Retries suited to a person waiting at a terminal: a few quick tries, then an answer.
-CLI_RETRY: Final = RetryPolicy(max_attempts=4, max_elapsed=20.0)
 
 _EPILOG_SEND: Final = """\
 examples:
@@ -308,7 +305,7 @@ def _add_import(commands: Any) -> None:
 
 
 def _run_import(args: argparse.Namespace) -> int:
-    from otel_segment._replay import run_import  # noqa: PLC0415 - loaded only for this command
+    from otel_segment.cli.replay import run_import  # noqa: PLC0415 - loaded only for this command
 
     return run_import(args)
 
@@ -325,6 +322,6 @@ def _add_demo(commands: Any) -> None:
 
 
 def _run_demo(args: argparse.Namespace) -> int:
-    from otel_segment._demo import run_demo  # noqa: PLC0415 - loads the OTel SDK
+    from otel_segment.cli.demo import run_demo  # noqa: PLC0415 - loads the OTel SDK
 
     return run_demo(args)

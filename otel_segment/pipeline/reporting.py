@@ -1,9 +1,8 @@
 """
 What the pipeline tells the log and ``on_error`` about messages it will not deliver.
 
-The errors handed to ``on_error`` (re-exported by :mod:`otel_segment.batching`,
-:mod:`otel_segment.spooled` and the package), and :class:`Reporter`: one home for calling
-``on_error`` safely, logging failures, and warning about drops at most once per interval.
+:class:`Reporter`: one home for calling ``on_error`` safely, logging failures, and warning
+about drops at most once per interval. The errors it hands on live in :mod:`otel_segment.errors`.
 """
 
 from __future__ import annotations
@@ -16,14 +15,7 @@ from typing import Any, Final
 
 import orjson
 
-__all__ = [
-    "DeliveryError",
-    "ErrorCallback",
-    "QueueFullError",
-    "Reporter",
-    "ShutdownError",
-    "SpoolFullError",
-]
+__all__ = ["ErrorCallback", "Reporter"]
 
 _logger = logging.getLogger("otel_segment")
 
@@ -31,33 +23,6 @@ ErrorCallback = Callable[[Exception, list[dict[str, Any]]], object]
 """``on_error(exception, messages)``: called for messages that will not be delivered."""
 
 _DROP_WARNING_INTERVAL_SECONDS: Final = 10.0
-
-
-class DeliveryError(Exception):
-    """
-    A batch was given up.
-
-    Attributes:
-        status: The last HTTP status, or ``None`` when no response arrived.
-        attempts: How many times the batch was sent.
-    """
-
-    def __init__(self, reason: str, *, status: int | None = None, attempts: int = 0) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.attempts = attempts
-
-
-class QueueFullError(Exception):
-    """The queue held ``max_queue_size`` messages; this one was dropped."""
-
-
-class ShutdownError(Exception):
-    """The client shut down before these messages could be delivered."""
-
-
-class SpoolFullError(Exception):
-    """The spool reached ``spool_max_bytes``; these messages were dropped, oldest first."""
 
 
 class Reporter:

@@ -22,15 +22,16 @@ from typing import TYPE_CHECKING, Any, Final
 from pythonjsonlogger.core import RESERVED_ATTRS, merge_record_extra
 
 from otel_segment import _default
-from otel_segment.batching import in_pipeline
-from otel_segment.client import Client, ClientClosedError
-from otel_segment.messages import MESSAGE_TYPES
+from otel_segment.errors import ClientClosedError
+from otel_segment.pipeline.batching import in_pipeline
+from otel_segment.pipeline.client import Client
+from otel_segment.pipeline.messages import MESSAGE_TYPES
 
 if TYPE_CHECKING:
     import datetime as dt
 
-    from otel_segment.client import Id
-    from otel_segment.messages import MessageType
+    from otel_segment.pipeline.client import Id
+    from otel_segment.pipeline.messages import MessageType
 
 __all__ = [
     "ANNOTATION_KEY",
@@ -296,7 +297,7 @@ class SegmentHandler(logging.Handler):
         """Wait until the client delivered what is queued (at most its ``exit_timeout``)."""
         client = self._last
         if client is not None and not client.closed:
-            client.flush(client.exit_timeout)
+            client.flush(client.config.exit_timeout)
 
     def close(self) -> None:
         """Detach; an owned client is shut down (within its ``exit_timeout``). Idempotent."""
@@ -306,7 +307,7 @@ class SegmentHandler(logging.Handler):
             self._closed = True
         try:
             if self._owns and self._client is not None:
-                self._client.shutdown(self._client.exit_timeout)
+                self._client.shutdown(self._client.config.exit_timeout)
         finally:
             super().close()
 

@@ -1,7 +1,7 @@
 """
 Client choice, mapping and sending shared by the OpenTelemetry span and log sources.
 
-See :mod:`otel_segment.otel` for the rules: which client a source uses, what it owns,
+See :mod:`otel_segment.sources.otel` for the rules: which client a source uses, what it owns,
 and how invalid messages are counted.
 """
 
@@ -12,10 +12,11 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Generic, TypeVar
 
 from otel_segment import _default
-from otel_segment._otel_mapping import Fields
-from otel_segment.batching import in_pipeline
-from otel_segment.client import Client, ClientClosedError
-from otel_segment.messages import MESSAGE_TYPES, merge_context
+from otel_segment.errors import ClientClosedError
+from otel_segment.pipeline.batching import in_pipeline
+from otel_segment.pipeline.client import Client
+from otel_segment.pipeline.messages import MESSAGE_TYPES, merge_context
+from otel_segment.sources.otel_mapping import Fields
 
 __all__ = ["Bridge", "MapperResult", "Pairs"]
 
@@ -109,11 +110,11 @@ class Bridge(Generic[_T]):
             return True
         self.closed = True
         if self.owned is not None:
-            return self.owned.shutdown(self.owned.exit_timeout)
+            return self.owned.shutdown(self.owned.config.exit_timeout)
         client = self.current()
         if client is None or client.closed:
             return True
-        return client.flush(client.exit_timeout)
+        return client.flush(client.config.exit_timeout)
 
     def _resolve(self) -> Client | None:
         try:

@@ -2,7 +2,7 @@
 Sending one batch: post it, and retry as the policy says, until it is accepted or given up.
 
 The exporter half of the pipeline, in OpenTelemetry's split: the processor
-(:mod:`otel_segment.batching`) queues messages and cuts batches; :func:`send_batch` sends
+(:mod:`otel_segment.pipeline.batching`) queues messages and cuts batches; :func:`send_batch` sends
 one, on a worker's thread (or the caller's, in ``sync_mode``).
 """
 
@@ -12,16 +12,16 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-from otel_segment._reporting import DeliveryError
-from otel_segment.messages import now_timestamp
+from otel_segment.errors import DeliveryError
+from otel_segment.pipeline.messages import now_timestamp
 
 if TYPE_CHECKING:
     import threading
     from collections.abc import Callable
 
-    from otel_segment.encoding import BatchEnvelope
-    from otel_segment.retry import RetryPolicy
-    from otel_segment.transport import HttpTransport, Outcome
+    from otel_segment.pipeline.encoding import BatchEnvelope
+    from otel_segment.pipeline.retry import RetryPolicy
+    from otel_segment.pipeline.transport import HttpTransport, Outcome
 
 __all__ = ["send_batch"]
 

@@ -29,7 +29,7 @@ from opentelemetry import metrics
 
 from otel_segment import _default
 from otel_segment._version import __version__
-from otel_segment.client import Client
+from otel_segment.pipeline.client import Client
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable

@@ -2,7 +2,7 @@
 Durable delivery: the batching pipeline with an SQLite spool behind its queue.
 
 Callers append encoded messages to a list; one writer thread commits it to the
-:class:`~otel_segment.spool.Spool` in one transaction per :data:`WRITE_INTERVAL_SECONDS`
+:class:`~otel_segment.pipeline.spool.Spool` in one transaction per :data:`WRITE_INTERVAL_SECONDS`
 or :data:`WRITE_MAX_MESSAGES` (the write-behind bound), then feeds committed rows, oldest
 first, into the workers' queue (at most ``max_queue_size`` in memory; the rest wait on
 disk, as does what an earlier process left). Accepted batches have their rows deleted at
@@ -20,22 +20,20 @@ import logging
 import threading
 from typing import TYPE_CHECKING, Any, Final
 
-from otel_segment._lifecycle import deadline_after, remaining
-from otel_segment._reporting import SpoolFullError
-from otel_segment._spool_feed import WRITE_INTERVAL_SECONDS, WRITE_MAX_MESSAGES, SpoolFeed
-from otel_segment.batching import in_pipeline
+from otel_segment.pipeline.batching import in_pipeline
+from otel_segment.pipeline.lifecycle import deadline_after, remaining
+from otel_segment.pipeline.spool_feed import WRITE_INTERVAL_SECONDS, WRITE_MAX_MESSAGES, SpoolFeed
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from otel_segment.encoding import BatchEnvelope
-    from otel_segment.spool import Spool
-    from otel_segment.transport import HttpTransport
+    from otel_segment.pipeline.encoding import BatchEnvelope
+    from otel_segment.pipeline.spool import Spool
+    from otel_segment.pipeline.transport import HttpTransport
 
 __all__ = [
     "WRITE_INTERVAL_SECONDS",
     "WRITE_MAX_MESSAGES",
-    "SpoolFullError",
     "SpooledProcessor",
 ]
 
@@ -46,13 +44,13 @@ _STOP_GRACE_SECONDS: Final = 0.5  # for the writer's last commit after shutdown'
 
 class SpooledProcessor(SpoolFeed):
     """
-    A :class:`~otel_segment.batching.BatchProcessor` whose queue is kept in a spool.
+    A :class:`~otel_segment.pipeline.batching.BatchProcessor` whose queue is kept in a spool.
 
     Args:
-        transport: As for :class:`~otel_segment.batching.BatchProcessor`.
-        envelope: As for :class:`~otel_segment.batching.BatchProcessor`.
+        transport: As for :class:`~otel_segment.pipeline.batching.BatchProcessor`.
+        envelope: As for :class:`~otel_segment.pipeline.batching.BatchProcessor`.
         spool: The open spool; the processor owns it from now on and closes it at shutdown.
-        options: The keyword arguments of :class:`~otel_segment.batching.BatchProcessor`.
+        options: The keyword arguments of :class:`~otel_segment.pipeline.batching.BatchProcessor`.
     """
 
     def __init__(

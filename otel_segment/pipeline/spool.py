@@ -28,12 +28,13 @@ import sqlite3
 import sys
 from typing import TYPE_CHECKING, Final, Self
 
-from otel_segment import _spool_db
+from otel_segment.errors import SpoolError, SpoolLockedError
+from otel_segment.pipeline import spool_db as _spool_db
 
 if TYPE_CHECKING:
     from collections.abc import Collection, Sequence
 
-__all__ = ["DEFAULT_SPOOL_MAX_BYTES", "Spool", "SpoolError", "SpoolLockedError", "Written"]
+__all__ = ["DEFAULT_SPOOL_MAX_BYTES", "Spool", "Written"]
 
 _logger = logging.getLogger("otel_segment")
 
@@ -43,25 +44,6 @@ DEFAULT_SPOOL_MAX_BYTES: Final = 64 * 1024 * 1024
 # Connections a forked child inherited: kept referenced, never closed, because closing a
 # parent's SQLite connection in a child can disturb the parent's locks and WAL.
 _INHERITED: Final[list[sqlite3.Connection]] = []
-
-
-class SpoolError(ValueError):
-    """
-    The spool file cannot be used: unreadable, corrupt, foreign or failing.
-
-    A ``ValueError``, like every other bad ``Client`` argument; the message names the path.
-
-    Attributes:
-        path: The spool file.
-    """
-
-    def __init__(self, path: str, reason: str) -> None:
-        super().__init__(f"spool {path}: {reason}")
-        self.path = path
-
-
-class SpoolLockedError(SpoolError):
-    """Another process (or another client of this one) holds the spool: one owner per file."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -1,33 +1,33 @@
 """
 What ``@tracked`` does for one decorated function: checked once, run at every call.
 
-A :class:`Tracker` compiles the decorator's arguments against the function's signature
-(at decoration time, so a typo fails at import), and :meth:`Tracker.finish` turns one
-completed call into a ``track`` call on the client. ``finish`` never raises.
-:func:`wrapper_for` gives the wrapt wrapper for the function's kind (plain, coroutine,
-generator, async generator), which decides when a call is over.
+:func:`decorator` builds the decorator for ``Client.tracked`` and ``otel_segment.tracked``.
+A :class:`Tracker` compiles its arguments against the function's signature (at
+decoration time, so a typo fails at import), and :meth:`Tracker.finish` turns one
+completed call into a ``track`` call on the client the decorator was given a way to
+find. ``finish`` never raises. The wrappers that decide when a call is over live in
+:mod:`otel_segment.pipeline.call_wrappers`.
 """
 
 from __future__ import annotations
 
-import contextvars
 import inspect
 import logging
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from time import perf_counter
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar, cast
 
-from otel_segment import _default
-from otel_segment._arguments import ArgumentPath, Binder
-from otel_segment.client import in_pipeline
+import wrapt
+
+from otel_segment.pipeline.arguments import ArgumentPath, Binder
+from otel_segment.pipeline.batching import in_pipeline
+from otel_segment.pipeline.call_wrappers import wrapper_for
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncGenerator, Coroutine, Generator
+    from otel_segment.pipeline.messages import Message
 
-    from otel_segment.client import Client
-
-__all__ = ["RESERVED_PROPERTIES", "Tracker", "Wrapper", "wrapper_for"]
+__all__ = ["RESERVED_PROPERTIES", "Decoratable", "Sender", "Tracker", "decorator"]
 
 _logger = logging.getLogger("otel_segment")
 
@@ -39,9 +39,87 @@ _MAX_ERROR_MESSAGE_CHARS: Final = 500
 _Resolve = Callable[[dict[str, Any]], object]
 _Compute = Callable[[dict[str, Any], Any], object]
 _Id = str | int | float | None
-Wrapper = Callable[[Callable[..., Any], Any, tuple[Any, ...], dict[str, Any]], Any]
-"""wrapt's wrapper signature: ``(wrapped, instance, args, kwargs) -> result``."""
 _Bind = Callable[[tuple[Any, ...], Mapping[str, Any]], dict[str, Any]]
+
+
+Decoratable = TypeVar(
+    "Decoratable",
+    bound="Callable[..., object] | classmethod[Any, ..., object] | staticmethod[..., object]",
+)
+"""What ``@tracked`` decorates; the decorated object keeps its static type."""
+
+
+class Sender(Protocol):
+    """The part of a client a tracker sends through."""
+
+    def track(
+        self,
+        user_id: _Id = None,
+        event: str | None = None,
+        properties: Mapping[str, Any] | None = None,
+        *,
+        anonymous_id: _Id = None,
+    ) -> tuple[bool, Message]:
+        """Send a track call."""
+
+    def reject(self, error: Exception) -> None:
+        """Count and log a message that could not be built."""
+
+
+def decorator(
+    event: object,
+    *,
+    user_id: object,
+    anonymous_id: object,
+    properties: object,
+    client: Callable[[], Sender],
+    track_errors: object,
+) -> Callable[[Decoratable], Decoratable]:
+    """
+    The ``@tracked`` decorator, sending through the client *client()* returns at each call.
+
+    Raises:
+        TypeError: An argument has the wrong type.
+        ValueError: *event* is empty or no id is given.
+    """
+    event = _event_name(event)
+    if user_id is None and anonymous_id is None:
+        raise ValueError(f"tracked({event!r}) needs user_id= or anonymous_id=")
+    if not isinstance(track_errors, bool):
+        raise TypeError(f"track_errors must be True or False, got {track_errors!r}")
+
+    def decorate(func: Decoratable) -> Decoratable:
+        target = _underlying(func)
+        tracker = Tracker(
+            target,
+            event,
+            user_id=user_id,
+            anonymous_id=anonymous_id,
+            properties=properties,
+            client=client,
+            track_errors=track_errors,
+        )
+        wrapper = wrapper_for(target, tracker)
+        return cast("Decoratable", wrapt.FunctionWrapper(cast("Callable[..., Any]", func), wrapper))
+
+    return decorate
+
+
+def _event_name(event: object) -> str:
+    if not isinstance(event, str):
+        raise TypeError(f"tracked() needs an event name (a string), got {event!r}")
+    if not event:
+        raise ValueError("tracked() needs a non-empty event name")
+    return event
+
+
+def _underlying(func: object) -> Callable[..., object]:
+    """The function whose signature the call binds to (a method's with ``self``)."""
+    if isinstance(func, (classmethod, staticmethod)) or inspect.ismethod(func):
+        return cast("Callable[..., object]", func.__func__)
+    if not callable(func):
+        raise TypeError(f"@tracked decorates a callable, got {type(func).__name__}")
+    return func
 
 
 class Tracker:
@@ -55,7 +133,7 @@ class Tracker:
         user_id: A dotted path or a callable.
         anonymous_id: A dotted path or a callable.
         properties: Paths, ``{key: path}`` or a callable ``(bound_arguments, result)``.
-        client: A client, or ``None`` for the default client at each call.
+        client: Returns the client to send through, at each call (it may raise).
         track_errors: Whether a call that raised is sent (with the error's details).
 
     Raises:
@@ -84,7 +162,7 @@ class Tracker:
         user_id: object,
         anonymous_id: object,
         properties: object,
-        client: Client | None,
+        client: Callable[[], Sender],
         track_errors: bool,
     ) -> None:
         name = getattr(func, "__qualname__", None) or repr(func)
@@ -139,7 +217,7 @@ class Tracker:
         if error is not None and not self._track_errors:
             return
         try:
-            client = self._client if self._client is not None else _default.get_client()
+            client = self._client()
         except Exception as exc:  # noqa: BLE001 - tracking never raises into the call
             _logger.warning("%s: no client to send the event through: %s", self.where, exc)
             return
@@ -255,147 +333,3 @@ def _message(error: BaseException) -> str:
     if len(text) > _MAX_ERROR_MESSAGE_CHARS:
         text = text[: _MAX_ERROR_MESSAGE_CHARS - 1] + "…"
     return text
-
-
-def wrapper_for(func: Callable[..., object], tracker: Tracker) -> Wrapper:
-    """
-    The wrapt wrapper calling *func* (as defined) and *tracker* when the call is over.
-
-    One per kind: the event of a coroutine is sent when it returns, that of a generator
-    or an async generator when its iteration ends.
-    """
-    if inspect.isasyncgenfunction(func):
-        return _async_generator_wrapper(tracker)
-    if inspect.iscoroutinefunction(func):
-        return _coroutine_wrapper(tracker)
-    if inspect.isgeneratorfunction(func):
-        return _generator_wrapper(tracker)
-    return _sync_wrapper(tracker)
-
-
-def _sync_wrapper(tracker: Tracker) -> Wrapper:
-    finish = tracker.finish
-
-    def call(
-        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Any:
-        start = perf_counter()
-        try:
-            result = wrapped(*args, **kwargs)
-        except BaseException as error:
-            finish(instance, args, kwargs, start, None, error)
-            raise
-        finish(instance, args, kwargs, start, result, None)
-        return result
-
-    return call
-
-
-def _coroutine_wrapper(tracker: Tracker) -> Wrapper:
-    finish = tracker.finish
-
-    async def run(
-        coroutine: Coroutine[Any, Any, Any],
-        instance: Any,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        start: float,
-    ) -> Any:
-        # The track call happens here, in the context of the task awaiting the call.
-        try:
-            result = await coroutine
-        except BaseException as error:
-            finish(instance, args, kwargs, start, None, error)
-            raise
-        finish(instance, args, kwargs, start, result, None)
-        return result
-
-    def call(
-        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Coroutine[Any, Any, Any]:
-        start = perf_counter()
-        return run(wrapped(*args, **kwargs), instance, args, kwargs, start)
-
-    return call
-
-
-def _generator_wrapper(tracker: Tracker) -> Wrapper:
-    finish = tracker.finish
-
-    def run(
-        generator: Generator[Any, Any, Any],
-        instance: Any,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        start: float,
-        context: contextvars.Context,
-    ) -> Generator[Any, Any, Any]:
-        # The iteration may end anywhere (another thread, the garbage collector): the
-        # track call runs in the context of the call that made the generator.
-        try:
-            result = yield from generator
-        except GeneratorExit:
-            context.run(finish, instance, args, kwargs, start, None, None)
-            raise
-        except BaseException as error:
-            context.run(finish, instance, args, kwargs, start, None, error)
-            raise
-        context.run(finish, instance, args, kwargs, start, result, None)
-        return result
-
-    def call(
-        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Generator[Any, Any, Any]:
-        start = perf_counter()
-        generator = wrapped(*args, **kwargs)
-        return run(generator, instance, args, kwargs, start, contextvars.copy_context())
-
-    return call
-
-
-def _async_generator_wrapper(tracker: Tracker) -> Wrapper:
-    finish = tracker.finish
-
-    async def run(
-        generator: AsyncGenerator[Any, Any],
-        instance: Any,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        start: float,
-        context: contextvars.Context,
-    ) -> AsyncGenerator[Any, Any]:
-        # An async generator has no ``yield from``: forward asend/athrow/aclose by hand.
-        # The event loop finalizes an abandoned one in a context of its own, hence
-        # *context*, as for generators.
-        step = generator.asend(None)
-        try:
-            while True:
-                try:
-                    value = await step
-                except StopAsyncIteration:
-                    break
-                try:
-                    sent = yield value
-                except GeneratorExit:
-                    await generator.aclose()
-                    raise
-                except BaseException as thrown:  # noqa: BLE001 - forwarded, not handled
-                    step = generator.athrow(thrown)
-                else:
-                    step = generator.asend(sent)
-        except GeneratorExit:
-            context.run(finish, instance, args, kwargs, start, None, None)
-            raise
-        except BaseException as error:
-            context.run(finish, instance, args, kwargs, start, None, error)
-            raise
-        context.run(finish, instance, args, kwargs, start, None, None)
-
-    def call(
-        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> AsyncGenerator[Any, Any]:
-        start = perf_counter()
-        generator = wrapped(*args, **kwargs)
-        return run(generator, instance, args, kwargs, start, contextvars.copy_context())
-
-    return call

@@ -18,24 +18,16 @@ import logging
 import threading
 import weakref
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Final, TypeVar, cast
-
-import wrapt
+from typing import Any, Final, TypeVar
 
 from otel_segment import _default
-from otel_segment._options import seconds
-from otel_segment._tracking import Tracker, wrapper_for
-from otel_segment.client import Client
+from otel_segment.pipeline.client import Client
+from otel_segment.pipeline.options import seconds
+from otel_segment.pipeline.tracking import Decoratable, decorator
 
 __all__ = ["Decoratable", "IdSource", "PropertiesSource", "StateFunction", "snapshot", "tracked"]
 
 _logger = logging.getLogger("otel_segment")
-
-Decoratable = TypeVar(
-    "Decoratable",
-    bound="Callable[..., object] | classmethod[Any, ..., object] | staticmethod[..., object]",
-)
-"""What ``@tracked`` decorates; the decorated object keeps its static type."""
 
 StateFunction = TypeVar("StateFunction", bound="Callable[[], Mapping[str, object]]")
 """What ``@snapshot`` decorates: a function of no arguments returning a mapping."""
@@ -101,46 +93,16 @@ def tracked(
 
     .. versionadded:: 0.1.0
     """
-    event = _event_name(event)
-    if user_id is None and anonymous_id is None:
-        raise ValueError(f"tracked({event!r}) needs user_id= or anonymous_id=")
     if client is not None and not isinstance(client, Client):
         raise TypeError(f"client must be a Client, got {type(client).__name__}")
-    if not isinstance(track_errors, bool):
-        raise TypeError(f"track_errors must be True or False, got {track_errors!r}")
-
-    def decorate(func: Decoratable) -> Decoratable:
-        target = _underlying(func)
-        tracker = Tracker(
-            target,
-            event,
-            user_id=user_id,
-            anonymous_id=anonymous_id,
-            properties=properties,
-            client=client,
-            track_errors=track_errors,
-        )
-        wrapper = wrapper_for(target, tracker)
-        return cast("Decoratable", wrapt.FunctionWrapper(cast("Callable[..., Any]", func), wrapper))
-
-    return decorate
-
-
-def _event_name(event: object) -> str:
-    if not isinstance(event, str):
-        raise TypeError(f"tracked() needs an event name (a string), got {event!r}")
-    if not event:
-        raise ValueError("tracked() needs a non-empty event name")
-    return event
-
-
-def _underlying(func: object) -> Callable[..., object]:
-    """The function whose signature the call binds to (a method's with ``self``)."""
-    if isinstance(func, (classmethod, staticmethod)) or inspect.ismethod(func):
-        return cast("Callable[..., object]", func.__func__)
-    if not callable(func):
-        raise TypeError(f"@tracked decorates a callable, got {type(func).__name__}")
-    return func
+    return decorator(
+        event,
+        user_id=user_id,
+        anonymous_id=anonymous_id,
+        properties=properties,
+        client=_default.get_client if client is None else lambda: client,
+        track_errors=track_errors,
+    )
 
 
 def snapshot(

@@ -40,6 +40,7 @@ DEFAULT_HOST: Final = "https://api.segment.io"
 
 
 def alias(name: str, value: Any, default: Any, alias: str, alias_value: Any) -> Any:
+    """The value of option *name*, or of its segment-analytics-python *alias* (not both)."""
     if alias_value is None:
         return value
     if value != default:
@@ -48,6 +49,7 @@ def alias(name: str, value: Any, default: Any, alias: str, alias_value: Any) -> 
 
 
 def write_key(value: object, *, required: bool) -> str:
+    """The write key given, else ``$SEGMENT_WRITE_KEY``; required when sending."""
     if value is None:
         value = os.environ.get(ENV_WRITE_KEY)
     if value is None or value == "":
@@ -60,6 +62,7 @@ def write_key(value: object, *, required: bool) -> str:
 
 
 def host(value: object) -> str:
+    """The API base URL given, else ``$SEGMENT_HOST``, else Segment's."""
     if value is None:
         value = os.environ.get(ENV_HOST) or DEFAULT_HOST
     if not isinstance(value, str):
@@ -88,18 +91,21 @@ def seconds(name: str, value: object, *, allow_zero: bool = False) -> float:
 
 
 def flag(name: str, value: object) -> bool:
+    """A ``bool`` option."""
     if not isinstance(value, bool):
         raise TypeError(f"{name} must be True or False, got {value!r}")
     return value
 
 
 def proxies(value: object) -> dict[str, str] | None:
+    """A ``requests`` proxies mapping, or ``None``."""
     if value is not None and not isinstance(value, Mapping):
         raise TypeError(f"proxies must be a mapping of scheme to URL, got {type(value).__name__}")
     return None if value is None else dict(value)
 
 
 def path(name: str, value: object) -> str:
+    """A file path option, as a string."""
     if not isinstance(value, (str, os.PathLike)):
         raise TypeError(f"{name} must be a path, got {type(value).__name__}")
     path = os.fspath(value)
@@ -109,6 +115,7 @@ def path(name: str, value: object) -> str:
 
 
 def verify(value: object) -> bool | str:
+    """TLS verification: ``True``, ``False`` or a CA bundle path."""
     if isinstance(value, bool):
         return value
     if not isinstance(value, (str, os.PathLike)):
@@ -117,6 +124,7 @@ def verify(value: object) -> bool | str:
 
 
 def cert(value: object) -> str | tuple[str, str] | None:
+    """A client certificate path or a ``(cert, key)`` pair, or ``None``."""
     if value is None:
         return None
     if isinstance(value, tuple) and len(value) == 2:  # noqa: PLR2004 - (cert, key)
@@ -125,6 +133,7 @@ def cert(value: object) -> str | tuple[str, str] | None:
 
 
 def callback(value: object) -> Callable[..., object] | None:
+    """A callable, or ``None`` for any falsy value (as segment-analytics-python)."""
     if not value:
         return None
     if not callable(value):

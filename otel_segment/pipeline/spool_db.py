@@ -1,10 +1,10 @@
 """
-The spool's SQLite file: its schema, how it is opened and checked, and the SQL on it.
+The spool's SQLite file: its schema, how it is opened and checked, its SQL.
 
 One table, ``messages (id, data, size)``, in WAL mode with ``synchronous=NORMAL``; the file
 is marked with an application id and a schema version. These functions raise what SQLite
 and the operating system raise (:class:`sqlite3.Error`, :class:`OSError`);
-:class:`~otel_segment.spool.Spool` turns that into :class:`~otel_segment.spool.SpoolError`.
+:class:`~.spool.Spool` turns that into :class:`~otel_segment.errors.SpoolError`.
 Standard library only.
 """
 

@@ -23,16 +23,14 @@ from typing import Any, Final
 
 import orjson
 
-__all__ = ["BatchEnvelope", "EncodingError", "dumps"]
+from otel_segment.errors import EncodingError
+
+__all__ = ["BatchEnvelope", "dumps"]
 
 _OPTIONS: Final = orjson.OPT_NAIVE_UTC | orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
 
 
 _SENT_AT_SAMPLE: Final = "2026-01-01T00:00:00.000+00:00"
-
-
-class EncodingError(ValueError):
-    """A value cannot be encoded as JSON (a circular structure)."""
 
 
 def dumps(value: Any) -> bytes:

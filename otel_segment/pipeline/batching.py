@@ -8,8 +8,8 @@ every queued message that fits in ``max_batch_bytes`` (envelope included), so a 
 is sent in large batches, and ``max_in_flight`` workers keep requests overlapping when
 the endpoint is far away. A forked child gets a pipeline of its own.
 
-One batch is sent, with retries, by :mod:`otel_segment._delivery`; messages that will not
-be delivered are logged and handed to ``on_error`` by :mod:`otel_segment._reporting`.
+One batch is sent, with retries, by :mod:`otel_segment.pipeline.delivery`; messages that will not
+be delivered are logged and handed to ``on_error`` by :mod:`otel_segment.pipeline.reporting`.
 """
 
 from __future__ import annotations
@@ -22,27 +22,19 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Final
 
-from otel_segment._delivery import send_batch
-from otel_segment._lifecycle import deadline_after, forget_at_fork, remaining, reset_at_fork
-from otel_segment._reporting import (
-    DeliveryError,
-    ErrorCallback,
-    QueueFullError,
-    Reporter,
-    ShutdownError,
-)
+from otel_segment.errors import DeliveryError, QueueFullError, ShutdownError
+from otel_segment.pipeline.delivery import send_batch
+from otel_segment.pipeline.lifecycle import deadline_after, forget_at_fork, remaining, reset_at_fork
+from otel_segment.pipeline.reporting import ErrorCallback, Reporter
 
 if TYPE_CHECKING:
-    from otel_segment.encoding import BatchEnvelope
-    from otel_segment.retry import RetryPolicy
-    from otel_segment.transport import HttpTransport
+    from otel_segment.pipeline.encoding import BatchEnvelope
+    from otel_segment.pipeline.retry import RetryPolicy
+    from otel_segment.pipeline.transport import HttpTransport
 
 __all__ = [
     "BatchProcessor",
-    "DeliveryError",
     "ErrorCallback",
-    "QueueFullError",
-    "ShutdownError",
     "in_pipeline",
 ]
 
@@ -73,7 +65,7 @@ class BatchProcessor:
     Queue encoded messages and deliver them in batches.
 
     Args:
-        transport: Sends one body, returns an :class:`~otel_segment.transport.Outcome`.
+        transport: Sends one body, returns an :class:`~otel_segment.pipeline.transport.Outcome`.
         envelope: Wraps messages into a ``/v1/batch`` body.
         policy: When and how long to retry.
         flush_at: Send once this many messages wait.
@@ -399,7 +391,7 @@ class BatchProcessor:
             for key, value in increments.items():
                 self._counts[key] += value
 
-    # -- hooks for a durable queue (otel_segment.spooled) --------------------------
+    # -- hooks for a durable queue (otel_segment.pipeline.spooled) --------------------------
 
     def _acknowledged(self, items: list[bytes]) -> None:
         """The server accepted *items*: nothing to do here; a spool deletes their rows."""

@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 
-from otel_segment.cli import CLI_RETRY
-from otel_segment.client import Client
-from otel_segment.handler import SegmentHandler
-from otel_segment.otel import SegmentSpanProcessor
+from otel_segment.cli.common import CLI_RETRY
+from otel_segment.pipeline.client import Client
 from otel_segment.sink import Sink, format_message
+from otel_segment.sources.handler import SegmentHandler
+from otel_segment.sources.otel import SegmentSpanProcessor
 
 if TYPE_CHECKING:
     import argparse

@@ -1,8 +1,8 @@
 """
-The spool side of :class:`~otel_segment.spooled.SpooledProcessor`: its writer thread.
+The spool side of :class:`~otel_segment.pipeline.spooled.SpooledProcessor`: its writer thread.
 
 Callers append encoded messages to ``_pending``; the writer thread commits them to the
-:class:`~otel_segment.spool.Spool` in one transaction per :data:`WRITE_INTERVAL_SECONDS`
+:class:`~otel_segment.pipeline.spool.Spool` in one transaction per :data:`WRITE_INTERVAL_SECONDS`
 or :data:`WRITE_MAX_MESSAGES`, then feeds committed rows, oldest first, into the workers'
 queue while it has room. The workers' outcomes come back here: an accepted batch's rows
 are deleted at the next commit; a batch given up after a retryable failure stays spooled
@@ -17,9 +17,9 @@ import threading
 import time
 from typing import TYPE_CHECKING, Final
 
-from otel_segment._reporting import DeliveryError, ShutdownError, SpoolFullError
-from otel_segment.batching import _IN_PIPELINE, BatchProcessor
-from otel_segment.spool import Spool, SpoolError, Written
+from otel_segment.errors import DeliveryError, ShutdownError, SpoolError, SpoolFullError
+from otel_segment.pipeline.batching import _IN_PIPELINE, BatchProcessor
+from otel_segment.pipeline.spool import Spool, Written
 
 if TYPE_CHECKING:
     from collections.abc import Collection
@@ -40,10 +40,10 @@ _PAUSE_MAX_SECONDS: Final = 60.0
 
 class SpoolFeed(BatchProcessor):
     """
-    A :class:`~otel_segment.batching.BatchProcessor` fed from a spool by a writer thread.
+    A :class:`~otel_segment.pipeline.batching.BatchProcessor` fed from a spool by a writer thread.
 
     The caller-facing half (enqueue, flush, shutdown) is
-    :class:`~otel_segment.spooled.SpooledProcessor`; it starts :meth:`_write_loop`.
+    :class:`~otel_segment.pipeline.spooled.SpooledProcessor`; it starts :meth:`_write_loop`.
     """
 
     def _init_spool_state(self, spool: Spool | None) -> None:

@@ -18,7 +18,7 @@ import requests
 from opentelemetry import context as otel_context
 
 from otel_segment._version import __version__
-from otel_segment.retry import parse_retry_after
+from otel_segment.pipeline.retry import parse_retry_after
 
 __all__ = ["HttpTransport", "Outcome"]
 

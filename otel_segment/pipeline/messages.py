@@ -2,7 +2,7 @@
 Segment Spec messages: build and validate one, with no I/O.
 
 The camelCase wire keys live here and nowhere else. Each builder returns the message as
-it goes on the wire (before value conversion by :mod:`otel_segment.encoding`) and raises
+it goes on the wire (before value conversion by :mod:`otel_segment.pipeline.encoding`) and raises
 ``TypeError`` / ``ValueError`` naming the field that is wrong.
 """
 

@@ -42,16 +42,16 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
 
-from otel_segment._otel_bridge import Bridge, MapperResult
-from otel_segment._otel_mapping import (
+from otel_segment.pipeline.batching import in_pipeline
+from otel_segment.sources.otel_bridge import Bridge, MapperResult
+from otel_segment.sources.otel_mapping import (
     is_marked,
     log_record_messages,
     span_is_marked,
     span_messages,
     trace_context,
 )
-from otel_segment._otel_metrics import PipelineMetrics, instrument_metrics
-from otel_segment.batching import in_pipeline
+from otel_segment.sources.otel_metrics import PipelineMetrics, instrument_metrics
 
 try:
     from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
@@ -68,7 +68,7 @@ if TYPE_CHECKING:
     from opentelemetry.trace.span import TraceState
     from opentelemetry.util.types import Attributes
 
-    from otel_segment.client import Client
+    from otel_segment.pipeline.client import Client
 
 __all__ = [
     "LogMapper",

@@ -1,0 +1,71 @@
+"""
+Putting one client's pipeline together from its configuration.
+
+:func:`build_processor` makes the parts — the batch envelope, the HTTP transport, the
+spool when one is asked for — and joins them in a batching processor.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from otel_segment.pipeline.batching import BatchProcessor
+from otel_segment.pipeline.encoding import BatchEnvelope
+from otel_segment.pipeline.spool import Spool
+from otel_segment.pipeline.spooled import SpooledProcessor
+from otel_segment.pipeline.transport import HttpTransport
+
+if TYPE_CHECKING:
+    from otel_segment.pipeline.config import ClientConfig
+
+__all__ = ["build_processor"]
+
+
+def build_processor(config: ClientConfig) -> BatchProcessor:
+    """
+    The batching processor (with its transport, and its spool if configured) for *config*.
+
+    Raises:
+        ValueError: ``max_message_bytes`` plus the batch envelope do not fit in
+            ``max_batch_bytes``.
+        SpoolError: The spool file cannot be used.
+    """
+    envelope = BatchEnvelope(config.write_key)
+    if config.max_message_bytes + envelope.overhead > config.max_batch_bytes:
+        raise ValueError(
+            f"max_message_bytes ({config.max_message_bytes}) plus the batch envelope "
+            f"({envelope.overhead} bytes) must fit in max_batch_bytes "
+            f"({config.max_batch_bytes})"
+        )
+    if config.debug:
+        _enable_debug_logging()
+    transport = HttpTransport(
+        config.write_key,
+        config.host,
+        gzip=config.gzip,
+        timeout=config.timeout,
+        proxies=config.proxies,
+        verify=config.verify,
+        cert=config.cert,
+    )
+    settings = {
+        "policy": config.retry,
+        "flush_at": config.flush_at,
+        "flush_interval": config.flush_interval,
+        "max_queue_size": config.max_queue_size,
+        "max_batch_bytes": config.max_batch_bytes,
+        "on_error": config.on_error,
+        "max_in_flight": config.max_in_flight,
+    }
+    if config.spool is None or not config.send:
+        return BatchProcessor(transport, envelope, **settings)  # type: ignore[arg-type]
+    spool = Spool(config.spool, max_bytes=config.spool_max_bytes)
+    return SpooledProcessor(transport, envelope, spool=spool, **settings)
+
+
+def _enable_debug_logging() -> None:
+    logger = logging.getLogger("otel_segment")
+    logger.setLevel(logging.DEBUG)
+    if not logger.handlers:
+        logger.addHandler(logging.StreamHandler())
