@@ -28,6 +28,8 @@ from otel_segment.pipeline.lifecycle import deadline_after, forget_at_fork, rema
 from otel_segment.pipeline.reporting import ErrorCallback, Reporter
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from otel_segment.pipeline.encoding import BatchEnvelope
     from otel_segment.pipeline.retry import RetryPolicy
     from otel_segment.pipeline.transport import HttpTransport
@@ -145,6 +147,32 @@ class BatchProcessor:
             return True
         self._dropped([data])
         return False
+
+    def enqueue_all(self, items: Sequence[bytes]) -> bool:
+        """
+        Queue every one of *items*, or none of them (a whole request: the gateway).
+
+        Returns:
+            ``False``, with nothing queued and nothing counted, when the queue has no
+            room for all of them or the processor is closed: the caller keeps them
+            (a gateway answers "retry later").
+        """
+        with self._lock:
+            queue = self._queue
+            if self._closed or len(queue) + len(items) > self._max_queue_size:
+                return False
+            queue.extend(items)
+            self._counts["enqueued"] += len(items)
+            self._queued_bytes += sum(map(len, items)) + len(items)
+            if not self._workers:
+                self._start_workers()
+            self._work.notify()
+        return True
+
+    def wait_durable(self, timeout: float | None = None) -> bool:
+        """Whether what is queued is durable: nothing to wait for in memory (a spool waits)."""
+        del timeout
+        return True
 
     def send_now(self, data: bytes) -> bool:
         """Deliver one message on this thread, with retries (``sync_mode``)."""

@@ -371,6 +371,66 @@ class Client:
             return self._processor.send_now(data), msg
         return self._processor.enqueue(data), msg
 
+    # -- whole requests, all or nothing (the gateway) ----------------------------------
+
+    def encode(self, type: str, **fields: Any) -> bytes:
+        """
+        Build, validate and encode a message as :meth:`message` would, without queueing it.
+
+        For :meth:`enqueue_all`. Ids of the active span are not added: such a source
+        carries its own in ``context.trace``. An invalid or oversize message is counted
+        in ``stats()["rejected"]``.
+
+        Raises:
+            TypeError: A field has the wrong type.
+            ValueError: *type* is unknown or a field is invalid;
+                :class:`~otel_segment.MessageTooLargeError` over *max_message_bytes*.
+            ClientClosedError: The client was shut down.
+        """
+        builder = _BUILDERS.get(type)
+        if builder is None:
+            self._processor.count_rejected()
+            raise ValueError(
+                f"type must be one of {', '.join(messages.MESSAGE_TYPES)}, got {type!r}"
+            )
+        if self._closed:
+            raise ClientClosedError("this client was shut down; create a new one")
+        try:
+            data = dumps(builder(self._base_context, **fields))
+            if len(data) > self.config.max_message_bytes:
+                raise MessageTooLargeError(
+                    f"{type} message is {len(data)} bytes encoded; "
+                    f"max_message_bytes is {self.config.max_message_bytes}"
+                )
+        except (TypeError, ValueError):
+            self._processor.count_rejected()
+            raise
+        return data
+
+    def enqueue_all(self, encoded: Sequence[bytes]) -> bool:
+        """
+        Queue every message of *encoded* (from :meth:`encode`), or none of them.
+
+        Returns:
+            ``False`` when the queue lacks room for all of them: nothing was queued and
+            nothing is counted as dropped; the caller still holds them.
+
+        Raises:
+            ClientClosedError: The client was shut down.
+        """
+        if self._closed:
+            raise ClientClosedError("this client was shut down; create a new one")
+        return True if not self.send else self._processor.enqueue_all(encoded)
+
+    def wait_durable(self, timeout: float | None = None) -> bool:
+        """
+        Block until every message queued so far is committed to the spool.
+
+        Returns:
+            Whether that happened within *timeout* seconds; ``True`` at once without a spool.
+        """
+        return self._processor.wait_durable(timeout)
+
     def reject(self, error: Exception) -> None:
         """Count a message a source could not build (shows in ``stats()["rejected"]``)."""
         self._processor.count_rejected()

@@ -25,7 +25,7 @@ from otel_segment.pipeline.lifecycle import deadline_after, remaining
 from otel_segment.pipeline.spool_feed import WRITE_INTERVAL_SECONDS, WRITE_MAX_MESSAGES, SpoolFeed
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Sequence
 
     from otel_segment.pipeline.encoding import BatchEnvelope
     from otel_segment.pipeline.spool import Spool
@@ -85,6 +85,19 @@ class SpooledProcessor(SpoolFeed):
         self._count(dropped=1)
         self._dropped([data])
         return False
+
+    def enqueue_all(self, items: Sequence[bytes]) -> bool:
+        """Queue all of *items* for the spool, or none (see the base class); no drop counted."""
+        with self._wlock:
+            if self._spool is not None and not self._closing:
+                pending = self._pending
+                if len(pending) + len(items) > self._max_queue_size:
+                    return False
+                pending.extend(items)
+                self._offered += len(items)
+                self._wake.notify()
+                return True
+        return super().enqueue_all(items)
 
     def stats(self) -> dict[str, int]:
         """As for the base class, plus ``spooled``: messages in the spool file now."""

@@ -1,0 +1,141 @@
+"""
+Taking one decoded export request into the pipeline, all or nothing.
+
+Every record is mapped and each of its messages built and encoded first; only then is
+the whole set queued at once (:meth:`Client.enqueue_all <otel_segment.Client.enqueue_all>`),
+or, when the queue has no room for all of it, none of it, and the sender is told to
+retry. A record that is not marked is *ignored* (it was never analytics); one whose
+mapping or message is invalid is *rejected* and named in the partial-success answer,
+while the request's other records go ahead.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
+
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from otel_segment.errors import ClientClosedError
+from otel_segment.gateway.decoding import BodyError
+from otel_segment.gateway.records import Mapped, log_records, spans
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from google.protobuf.message import Message
+
+    from otel_segment.pipeline.client import Client
+
+__all__ = ["Intake", "Outcome"]
+
+_logger = logging.getLogger("otel_segment.gateway")
+
+_REASONS_SHOWN: Final = 3
+
+ACCEPTED: Final = "accepted"
+"""Every valid message of the request is queued."""
+FULL: Final = "full"
+"""The queue had no room for the whole request: nothing of it was queued."""
+CLOSED: Final = "closed"
+"""The pipeline is shutting down: nothing of the request was queued."""
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """
+    What became of one export request.
+
+    Attributes:
+        verdict: :data:`ACCEPTED`, :data:`FULL` or :data:`CLOSED`.
+        received: Records (spans or log records) in the request.
+        ignored: Records with no ``segment.*`` marker or event name.
+        rejected: Records whose mapping or messages were invalid (not queued).
+        queued: Messages queued (0 unless accepted).
+        error: Why records were rejected (the first few reasons), else ``""``.
+    """
+
+    verdict: str
+    received: int
+    ignored: int
+    rejected: int
+    queued: int
+    error: str
+
+
+class Intake:
+    """
+    Maps export requests and queues their messages through one client.
+
+    Args:
+        client: The pipeline every message goes through.
+    """
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+        self._capacity = client.config.max_queue_size
+
+    def take(self, request: Message) -> Outcome:
+        """
+        Map *request* (logs or traces) and queue its valid messages, all or none.
+
+        Raises:
+            BodyError: 413 when the request holds more messages than the queue can
+                ever hold (it could never be accepted; the sender must split it).
+        """
+        received = ignored = rejected = 0
+        reasons: list[str] = []
+        encoded: list[bytes] = []
+        client = self._client
+        for mapped in _mapped(request):
+            received += 1
+            if isinstance(mapped, Exception):
+                rejected += 1
+                _note(reasons, mapped)
+                continue
+            if not mapped:
+                ignored += 1
+                continue
+            failed = False
+            for kind, fields in mapped:
+                try:
+                    encoded.append(client.encode(str(kind), **fields))
+                except (TypeError, ValueError) as error:  # counted by the client
+                    failed = True
+                    _note(reasons, error)
+            rejected += failed
+        if len(encoded) > self._capacity:
+            raise BodyError(
+                413,
+                f"the request holds {len(encoded)} messages; the gateway's queue takes "
+                f"{self._capacity} at most: send smaller requests",
+            )
+        verdict = ACCEPTED
+        if encoded:
+            try:
+                verdict = ACCEPTED if client.enqueue_all(encoded) else FULL
+            except ClientClosedError:
+                verdict = CLOSED
+        return Outcome(
+            verdict=verdict,
+            received=received,
+            ignored=ignored,
+            rejected=rejected,
+            queued=len(encoded) if verdict == ACCEPTED else 0,
+            error="; ".join(reasons),
+        )
+
+
+def _mapped(request: Message) -> Iterator[Mapped]:
+    if isinstance(request, ExportLogsServiceRequest):
+        return log_records(request)
+    if isinstance(request, ExportTraceServiceRequest):
+        return spans(request)
+    raise TypeError(f"not an OTLP logs or traces export request: {type(request).__name__}")
+
+
+def _note(reasons: list[str], error: Exception) -> None:
+    if len(reasons) < _REASONS_SHOWN:
+        reasons.append(f"{type(error).__name__}: {error}")
