@@ -12,8 +12,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import json
+import signal
+import subprocess
+import sys
 import threading
-from typing import TYPE_CHECKING, Any, Final
+from typing import IO, TYPE_CHECKING, Any, Final
 
 from _helpers import FAST_RETRY, WRITE_KEY
 from google.protobuf import json_format
@@ -172,3 +176,89 @@ def otlp_json(request: ExportLogsServiceRequest | ExportTraceServiceRequest) -> 
         elif isinstance(node, list):
             stack.extend(node)
     return document
+
+
+class GatewayProcess:
+    """
+    ``otel-segment gateway`` in a subprocess on 127.0.0.1, its OTLP/HTTP port read from its log.
+
+    Args:
+        sink_url: Where the gateway delivers.
+        options: More command-line options (e.g. ``["--spool", path]``).
+    """
+
+    def __init__(self, sink_url: str, *options: str) -> None:
+        command = [
+            sys.executable,
+            "-m",
+            "otel_segment",
+            "gateway",
+            "--http",
+            "127.0.0.1:0",
+            "--grpc",
+            "127.0.0.1:0",
+            "--write-key",
+            WRITE_KEY,
+            "--host",
+            sink_url,
+            "--flush-interval",
+            "0.05",
+            *options,
+        ]
+        self.process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+        self.log: list[dict[str, Any]] = []
+        self._logged = threading.Condition()
+        self.http_port = self.grpc_port = 0
+        assert self.process.stderr is not None
+        for line in self.process.stderr:  # until it listens (or dies)
+            self.log.append(json.loads(line))
+            if self.log[-1]["message"] == "gateway listening":
+                self.http_port, self.grpc_port = (
+                    self.log[-1]["http_port"],
+                    self.log[-1]["grpc_port"],
+                )
+                break
+        assert self.http_port, f"the gateway did not start: {self.log}"
+        self._reader = threading.Thread(target=self._read, args=(self.process.stderr,), daemon=True)
+        self._reader.start()
+
+    def _read(self, stream: IO[str]) -> None:
+        for line in stream:
+            with self._logged:
+                self.log.append(json.loads(line))
+                self._logged.notify_all()
+
+    def wait_for_log(self, message: str, timeout: float) -> bool:
+        """Block until a log line with *message* was written."""
+        with self._logged:
+            return self._logged.wait_for(
+                lambda: any(line["message"] == message for line in self.log), timeout
+            )
+
+    @property
+    def url(self) -> str:
+        """The OTLP/HTTP base URL."""
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def terminate(self, timeout: float = 30.0) -> int:
+        """SIGTERM, then wait; the exit status."""
+        self.process.send_signal(signal.SIGTERM)
+        return self.wait(timeout)
+
+    def kill(self) -> int:
+        """SIGKILL (kill -9), then wait; the exit status."""
+        self.process.kill()
+        return self.wait(10)
+
+    def wait(self, timeout: float) -> int:
+        """Wait for the exit and the last log lines; the exit status."""
+        status = self.process.wait(timeout)
+        self._reader.join(10)
+        if self.process.stderr is not None:
+            self.process.stderr.close()
+        return status
+
+    def close(self) -> None:
+        """Kill it if it still runs."""
+        if self.process.poll() is None:
+            self.kill()

@@ -6,8 +6,9 @@ that a body that is not protobuf is answered ``INVALID_ARGUMENT`` by the gateway
 400 over HTTP. The other answers mirror OTLP/HTTP's: ``UNAUTHENTICATED`` without the
 token (``authorization: Bearer <token>`` metadata), ``RESOURCE_EXHAUSTED`` when the
 queue cannot take the whole request and ``UNAVAILABLE`` while draining, both with a
-``google.rpc.RetryInfo`` detail; gRPC itself enforces ``max_body_bytes`` (after
-decompression) and handles gzip.
+``google.rpc.RetryInfo`` (a ``grpc-status-details-bin`` detail, and bare under
+``google.rpc.retryinfo-bin``, where the OpenTelemetry Python exporter looks). gRPC
+itself enforces ``max_body_bytes`` (after decompression) and handles gzip.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ __all__ = ["handlers"]
 _logger = logging.getLogger("otel_segment.gateway")
 
 _DETAILS_KEY: Final = "grpc-status-details-bin"
+# The OpenTelemetry Python exporter reads a bare RetryInfo under this key instead.
+_RETRY_INFO_KEY: Final = "google.rpc.retryinfo-bin"
 _BAD_INPUT: Final = {400: "undecodable", 413: "too_large"}
 
 
@@ -94,13 +97,17 @@ async def _serve(
     else:
         code, details = grpc.StatusCode.UNAVAILABLE, "the gateway is not taking requests now"
     details += "; retry later"
-    trailers = ((_DETAILS_KEY, _retry_status(code, details, service.retry_after_seconds)),)
+    retry = RetryInfo(retry_delay=Duration(seconds=service.retry_after_seconds))
+    trailers = (
+        (_DETAILS_KEY, _retry_status(code, details, retry)),
+        (_RETRY_INFO_KEY, retry.SerializeToString()),
+    )
     return code, details, trailers, b""
 
 
-def _retry_status(code: grpc.StatusCode, message: str, seconds: int) -> bytes:
+def _retry_status(code: grpc.StatusCode, message: str, retry: RetryInfo) -> bytes:
     """A ``google.rpc.Status`` with a ``RetryInfo`` detail, as gRPC trailers carry it."""
     detail = AnyProto()
-    detail.Pack(RetryInfo(retry_delay=Duration(seconds=seconds)))
+    detail.Pack(retry)
     number: int = code.value[0]
     return Status(code=number, message=message, details=[detail]).SerializeToString()

@@ -4,9 +4,8 @@ The gateway process: uvicorn (OTLP/HTTP) and grpcio (OTLP/gRPC) on one asyncio l
 :class:`Gateway` owns one :class:`~otel_segment.Client`: every message goes through its
 pipeline. :meth:`Gateway.serve` runs until :meth:`Gateway.stop` (SIGTERM or SIGINT
 under :func:`run`), then drains: ``/readyz`` turns 503 and new exports are answered
-503 with ``Retry-After``, both servers stop taking connections and finish the requests
-under way, and the client delivers what is queued (or leaves it in the spool) within
-``drain_timeout``.
+503 with ``Retry-After`` while the client delivers what is queued (or leaves it in the
+spool) within ``drain_timeout``; then both servers close.
 """
 
 from __future__ import annotations
@@ -44,6 +43,7 @@ DEFAULT_MAX_BODY_BYTES: Final = 20 * 1024 * 1024
 
 _MAX_CONNECTIONS: Final = 1000
 _KEEP_ALIVE_SECONDS: Final = 15.0
+_CLOSE_GRACE_SECONDS: Final = 1.0  # for answers under way when the listeners close
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,15 +153,17 @@ class Gateway:
         )
         await self._stop.wait()
         deadline = deadline_after(self.config.drain_timeout)
+        # Still listening while the pipeline drains: /readyz and new exports answer 503
+        # (senders retry elsewhere); exports already past that check finish normally.
         self.service.draining = True
         _logger.info("gateway draining", extra={"drain_timeout": self.config.drain_timeout})
+        self._drained = await asyncio.to_thread(self.client.shutdown, remaining(deadline))
         if http_server is not None:
             http_server.should_exit = True
         if grpc_server is not None:
-            await grpc_server.stop(remaining(deadline))
+            await grpc_server.stop(_CLOSE_GRACE_SECONDS)
         if http_task is not None:
             await http_task
-        self._drained = await asyncio.to_thread(self.client.shutdown, remaining(deadline))
         _logger.info("gateway stopped", extra={"drained": self._drained, **self.client.stats()})
         return self._drained
 
@@ -186,7 +188,7 @@ class Gateway:
                 server_header=False,
                 limit_concurrency=_MAX_CONNECTIONS,
                 timeout_keep_alive=int(_KEEP_ALIVE_SECONDS),
-                timeout_graceful_shutdown=int(config.drain_timeout),
+                timeout_graceful_shutdown=int(_CLOSE_GRACE_SECONDS),
                 ssl_certfile=config.tls_cert,
                 ssl_keyfile=config.tls_key,
             )
