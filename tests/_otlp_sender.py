@@ -23,7 +23,7 @@ from opentelemetry.sdk.resources import Resource
 def main() -> None:
     """Emit, export, report."""
     protocol, endpoint, first, batches, size = sys.argv[1:6]
-    kept = InMemoryLogExporter()
+    kept = InMemoryLogExporter()  # type: ignore[no-untyped-call]
     provider = LoggerProvider(resource=Resource.create({"service.name": "sender"}))
     provider.add_log_record_processor(SimpleLogRecordProcessor(kept))
     logger = provider.get_logger("sender")
