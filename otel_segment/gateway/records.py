@@ -21,8 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, cast
+from typing import TYPE_CHECKING, Any, Final, NamedTuple, cast
 
 from opentelemetry.trace import StatusCode
 from pythonjsonlogger.core import RESERVED_ATTRS
@@ -90,32 +89,31 @@ _CONVERTERS: Final[dict[str, Callable[[AnyValue], Any]]] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class _Resource:
+class _Resource(NamedTuple):
     attributes: dict[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
-class _Ids:
+# The views are named tuples: built once per record, and a tuple is the cheapest
+# immutable value to build (a frozen dataclass sets each field through object.__setattr__).
+
+
+class _Ids(NamedTuple):
     trace_id: int
     span_id: int
 
 
-@dataclass(frozen=True, slots=True)
-class _Status:
+class _Status(NamedTuple):
     status_code: StatusCode
     description: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class _Event:
+class _Event(NamedTuple):
     name: str
     attributes: dict[str, Any]
     timestamp: int
 
 
-@dataclass(frozen=True, slots=True)
-class _SpanView:
+class _SpanView(NamedTuple):
     """The parts of a ``ReadableSpan`` the span mapping reads."""
 
     name: str
@@ -128,8 +126,7 @@ class _SpanView:
     status: _Status
 
 
-@dataclass(frozen=True, slots=True)
-class _LogView:
+class _LogView(NamedTuple):
     """The parts of an SDK log record the log mapping reads."""
 
     attributes: dict[str, Any]
@@ -189,7 +186,7 @@ def log_records(request: ExportLogsServiceRequest) -> Iterator[Mapped]:
 def _log_record(record: LogRecord, resource: _Resource) -> list[tuple[object, Fields]]:
     found = attributes(record.attributes)
     annotation = found.get(ANNOTATION_KEY)
-    if isinstance(annotation, Mapping):
+    if annotation is not None and isinstance(annotation, Mapping):  # None: no ABC check
         return [_logging_record(found, annotation, record)]
     view = _LogView(
         attributes=found,
