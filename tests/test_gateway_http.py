@@ -6,9 +6,11 @@ import gzip
 import socket
 from typing import TYPE_CHECKING, Any
 
+import grpc
 import orjson
 import pytest
 import requests
+import trustme
 from _gateway import gateway_client, logs_request, otlp_json, serving, spans_request, tracks
 from google.protobuf import json_format
 from google.rpc.status_pb2 import Status
@@ -18,6 +20,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from otel_segment.sink import Sink
 
 if TYPE_CHECKING:
+    import pathlib
     from collections.abc import Iterator
 
     from _server import ScriptedServer
@@ -353,3 +356,36 @@ class TestProbes:
             gateway,
             'otel_segment_gateway_requests_total{code="200",signal="logs",transport="http"}',
         )
+
+
+class TestTls:
+    """--tls-cert/--tls-key: both ports speak TLS."""
+
+    def test_https_and_grpcs(self, sink: Sink, tmp_path: pathlib.Path) -> None:
+        """A client trusting the CA exports over HTTPS and over gRPC with TLS."""
+        ca = trustme.CA()
+        served = ca.issue_cert("127.0.0.1")
+        cert, key, ca_path = tmp_path / "cert.pem", tmp_path / "key.pem", tmp_path / "ca.pem"
+        served.cert_chain_pems[0].write_to_path(str(cert))
+        served.private_key_pem.write_to_path(str(key))
+        ca.cert_pem.write_to_path(str(ca_path))
+        client = gateway_client(sink.url)
+        with serving(client, tls_cert=str(cert), tls_key=str(key)) as gateway:
+            response = requests.post(
+                f"https://127.0.0.1:{gateway.http_port}/v1/logs",
+                data=tracks(1).SerializeToString(),
+                headers=PROTOBUF,
+                verify=str(ca_path),
+                timeout=10,
+            )
+            assert 200 == response.status_code
+            credentials = grpc.ssl_channel_credentials(ca.cert_pem.bytes())
+            with grpc.secure_channel(f"127.0.0.1:{gateway.grpc_port}", credentials) as channel:
+                export = channel.unary_unary(
+                    "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+                    request_serializer=bytes,
+                    response_deserializer=bytes,
+                )
+                export(tracks(1, start=1).SerializeToString(), timeout=10)
+            assert client.flush(10)
+        assert [0, 1] == sorted(m["properties"]["seq"] for m in sink.messages)

@@ -117,7 +117,6 @@ def add_gateway(commands: Any) -> None:
 
 def run_gateway(args: argparse.Namespace) -> int:
     """Build the client and the gateway from *args*, serve until SIGTERM; the exit status."""
-    _log_json()
     try:
         from otel_segment.gateway import Gateway, GatewayConfig, run  # noqa: PLC0415 - the extra
     except ImportError as error:
@@ -153,6 +152,7 @@ def run_gateway(args: argparse.Namespace) -> int:
     except (TypeError, ValueError) as error:
         print(f"otel-segment gateway: {error}", file=sys.stderr)
         return 2
+    _log_json()
     return 0 if run(Gateway(config, client)) else 1
 
 

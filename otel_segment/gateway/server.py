@@ -162,8 +162,9 @@ class Gateway:
             http_server.should_exit = True
         if grpc_server is not None:
             await grpc_server.stop(_CLOSE_GRACE_SECONDS)
-        if http_task is not None:
+        if http_server is not None and http_task is not None:
             await http_task
+            _abort_left(http_server)
         _logger.info("gateway stopped", extra={"drained": self._drained, **self.client.stats()})
         return self._drained
 
@@ -217,6 +218,19 @@ class Gateway:
             self.grpc_port = server.add_insecure_port(target)
         await server.start()
         return server
+
+
+def _abort_left(server: _Server) -> None:
+    """
+    Abort connections still open after the grace period.
+
+    A TLS peer that closes without a close_notify leaves its connection half-open on our
+    side; uvicorn gives up waiting for it but does not close it.
+    """
+    for connection in list(server.server_state.connections):
+        transport = getattr(connection, "transport", None)
+        if transport is not None:
+            transport.abort()
 
 
 def _family(host: str) -> socket.AddressFamily:
