@@ -26,8 +26,7 @@ from socketserver import TCPServer
 from typing import TYPE_CHECKING, Any, Final, Self
 from urllib.parse import urlsplit
 
-import orjson
-
+from otel_segment._json import dumps_compact, loads
 from otel_segment._version import __version__
 
 if TYPE_CHECKING:
@@ -429,15 +428,15 @@ class Sink:
     def _parse(self, route: str, body: bytes) -> tuple[Any, str]:
         """Parse a body and check its shape and message sizes: ``(json, error)``."""
         try:
-            parsed = orjson.loads(body)  # strict: NaN and Infinity are refused
-        except orjson.JSONDecodeError as exc:
+            parsed = loads(body)  # strict: NaN and Infinity are refused; long ints kept
+        except ValueError as exc:
             return None, f"the body is not valid JSON: {exc}"
         messages = _messages_in(route, parsed)
         if messages is None:
             shape = '{"batch": [objects]}' if route == _BATCH_PATH else "an object"
             return parsed, f"expected {shape}"
         for message in messages:
-            size = len(orjson.dumps(message))
+            size = len(dumps_compact(message))
             if size > self._max_message_bytes:
                 return parsed, f"a message of {size} bytes exceeds {self._max_message_bytes}"
         return parsed, ""

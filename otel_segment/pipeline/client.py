@@ -21,13 +21,10 @@ from otel_segment.pipeline import messages, tracking
 from otel_segment.pipeline import options as _options
 from otel_segment.pipeline.assembly import build_processor
 from otel_segment.pipeline.batching import ErrorCallback, in_pipeline
-from otel_segment.pipeline.config import (
-    MAX_SEGMENT_BATCH_BYTES,
-    MAX_SEGMENT_MESSAGE_BYTES,
-    ClientConfig,
-)
+from otel_segment.pipeline.config import MAX_SEGMENT_BATCH_BYTES, ClientConfig
 from otel_segment.pipeline.encoding import dumps
 from otel_segment.pipeline.lifecycle import deadline_after, remaining
+from otel_segment.pipeline.oauth import DEFAULT_AUTH_SERVER, DEFAULT_SCOPE
 from otel_segment.pipeline.options import DEFAULT_HOST, ENV_HOST, ENV_WRITE_KEY
 from otel_segment.pipeline.periodic import Periodic
 from otel_segment.pipeline.spool import DEFAULT_SPOOL_MAX_BYTES
@@ -101,58 +98,43 @@ class Client:
         self,
         write_key: str | None = None,
         host: str | None = None,
+        debug: bool = False,
+        max_queue_size: int = 10_000,
+        send: bool = True,
+        on_error: ErrorCallback | None = None,
+        gzip: bool = False,
+        max_retries: int | None = None,
+        sync_mode: bool = False,
+        timeout: float = 15.0,
+        proxies: dict[str, str] | None = None,
+        thread: int | None = None,
+        upload_size: int | None = None,
+        upload_interval: float | None = None,
+        log_handler: logging.Handler | None = None,
+        oauth_client_id: str | None = None,
+        oauth_client_key: str | None = None,
+        oauth_key_id: str | None = None,
+        oauth_auth_server: str = DEFAULT_AUTH_SERVER,
+        oauth_scope: str = DEFAULT_SCOPE,
+        max_total_backoff_duration: float | None = None,
+        max_rate_limit_duration: float | None = None,
         *,
         flush_at: int = 100,
         flush_interval: float = 0.5,
-        max_queue_size: int = 10_000,
         max_batch_bytes: int = MAX_SEGMENT_BATCH_BYTES,
-        max_message_bytes: int = MAX_SEGMENT_MESSAGE_BYTES,
+        max_message_bytes: int | None = None,
         retry: RetryPolicy | None = None,
         default_context: Mapping[str, Any] | None = None,
-        gzip: bool = False,
-        timeout: float = 15.0,
-        send: bool = True,
-        sync_mode: bool = False,
-        on_error: ErrorCallback | None = None,
-        debug: bool = False,
-        proxies: dict[str, str] | None = None,
         verify: bool | str = True,
         cert: str | tuple[str, str] | None = None,
         spool: str | os.PathLike[str] | None = None,
         spool_max_bytes: int = DEFAULT_SPOOL_MAX_BYTES,
         max_in_flight: int = 2,
         exit_timeout: float = 5.0,
-        upload_size: int | None = None,
-        upload_interval: float | None = None,
-        max_retries: int | None = None,
     ) -> None:
-        config = ClientConfig.resolve(
-            write_key=write_key,
-            host=host,
-            flush_at=flush_at,
-            flush_interval=flush_interval,
-            max_queue_size=max_queue_size,
-            max_batch_bytes=max_batch_bytes,
-            max_message_bytes=max_message_bytes,
-            retry=retry,
-            default_context=default_context,
-            gzip=gzip,
-            timeout=timeout,
-            send=send,
-            sync_mode=sync_mode,
-            on_error=on_error,
-            debug=debug,
-            proxies=proxies,
-            verify=verify,
-            cert=cert,
-            spool=spool,
-            spool_max_bytes=spool_max_bytes,
-            max_in_flight=max_in_flight,
-            exit_timeout=exit_timeout,
-            upload_size=upload_size,
-            upload_interval=upload_interval,
-            max_retries=max_retries,
-        )
+        # segment-analytics-python 2.4's arguments come first, in its positional order
+        # (README, "Migrating"); the resolution of every option lives in ClientConfig.
+        config = ClientConfig.resolve(**{k: v for k, v in locals().items() if k != "self"})
         self.config: Final = config
         # segment-analytics-python's client attributes, echoing what was passed.
         self.write_key = config.write_key
@@ -358,6 +340,9 @@ class Client:
         except (TypeError, ValueError):
             self._processor.count_rejected()
             raise
+        except Exception as exc:  # a caller's object raised where no field check caught it
+            self._processor.count_rejected()
+            raise messages.unreadable(exc) from exc
         if len(data) > self.config.max_message_bytes:
             error = MessageTooLargeError(
                 f"{msg['type']} message is {len(data)} bytes encoded; "
