@@ -134,7 +134,9 @@ class TokenSource:
         timeout: Seconds for connecting to the token server and for each read.
         proxies: As for ``requests``.
         verify: TLS verification: ``True``, ``False`` or a CA bundle path.
-        clock: Seconds now (``time.time``); tests pass their own.
+        clock: The clock a token's renewal is timed by (``time.monotonic``); tests pass
+            their own. The assertion's ``iat`` and ``exp`` come from the wall clock,
+            corrected by the token server's ``Date``.
 
     Raises:
         ImportError: PyJWT or cryptography is not installed (the ``oauth`` extra).
@@ -148,7 +150,7 @@ class TokenSource:
         timeout: float = 15.0,
         proxies: dict[str, str] | None = None,
         verify: bool | str = True,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._jwt, self._key = _load_key(settings.client_key)
         self._settings = settings
@@ -232,7 +234,7 @@ class TokenSource:
         self._renew_at = self._clock() + lifetime / 2
 
     def _assertion(self) -> str:
-        now = int(self._clock() - self._skew)
+        now = int(time.time() - self._skew)
         claims = {
             "iss": self._settings.client_id,
             "sub": self._settings.client_id,
@@ -252,7 +254,7 @@ class TokenSource:
             server_now = email.utils.parsedate_to_datetime(date).timestamp()
         except (TypeError, ValueError, IndexError):
             return
-        self._skew = self._clock() - server_now
+        self._skew = time.time() - server_now
 
     def _refusal(self, response: requests.Response, assertion: str) -> TokenError:
         detail = response.text.replace(assertion, "<assertion>")[:_DETAIL_CHARS].strip()
