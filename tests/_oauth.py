@@ -88,7 +88,8 @@ class TokenServer:
         self.waiting = threading.Event()
         self._httpd = _Server(("127.0.0.1", 0), functools.partial(_Handler, self))
         self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        serve = functools.partial(self._httpd.serve_forever, poll_interval=0.01)  # quick stop
+        self._thread = threading.Thread(target=serve, daemon=True)
 
     def __enter__(self) -> Self:
         """Start serving."""

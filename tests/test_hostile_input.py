@@ -217,7 +217,12 @@ class TestBridges:
     @HOSTILE_SETTINGS
     @given(value=HOSTILE, where=st.sampled_from(["user_id", "timestamp", "properties"]))
     def test_logging_handler(
-        self, queueing: Client, app_logger: logging.Logger, value: Any, where: str
+        self,
+        queueing: Client,
+        app_logger: logging.Logger,
+        capsys: pytest.CaptureFixture[str],
+        value: Any,
+        where: str,
     ) -> None:
         """A record annotated with a hostile value is queued or counted as rejected."""
         handler = SegmentHandler(client=queueing)
@@ -230,6 +235,7 @@ class TestBridges:
             app_logger.removeHandler(handler)
 
         assert before + 1 == _handled(queueing)
+        assert "--- Logging error ---" not in capsys.readouterr().err  # no handleError either
 
     @HOSTILE_SETTINGS
     @given(value=st.sampled_from([math.inf, math.nan, 2**70, -1e19, "\ud800", "", b"x", 1e19]))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import subprocess
 import sys
 import time
 from typing import TYPE_CHECKING, Any
@@ -97,6 +98,19 @@ class TestSettings:
             shown = repr(settings) + repr(client.config) + repr(client)
         assert "PRIVATE KEY" not in shown
         assert WRITE_KEY not in shown
+
+    def test_imported_only_when_configured(self) -> None:
+        """import otel_segment (and a client without OAuth) loads neither PyJWT nor crypto."""
+        code = (
+            "import sys, otel_segment\n"
+            "otel_segment.Client('k', send=False).shutdown()\n"
+            "print(sorted({'jwt', 'cryptography'} & {m.split('.')[0] for m in sys.modules}))\n"
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=30
+        )
+
+        assert (0, "[]") == (result.returncode, result.stdout.strip()), result.stderr
 
     def test_missing_extra(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """Without PyJWT, the error names the extra to install."""
