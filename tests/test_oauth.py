@@ -100,7 +100,7 @@ class TestSettings:
         assert WRITE_KEY not in shown
 
     def test_imported_only_when_configured(self) -> None:
-        """import otel_segment (and a client without OAuth) loads neither PyJWT nor crypto."""
+        """Importing otel_segment (or a client without OAuth) loads no PyJWT nor cryptography."""
         code = (
             "import sys, otel_segment\n"
             "otel_segment.Client('k', send=False).shutdown()\n"
