@@ -84,8 +84,11 @@ def oauth_settings(
         ValueError: Some of ``oauth_client_id``, ``oauth_client_key`` and ``oauth_key_id``
             are given but not all, or ``oauth_auth_server`` is not an http(s) URL.
     """
-    required = {"oauth_client_id": client_id, "oauth_client_key": client_key}
-    required["oauth_key_id"] = key_id
+    required = {
+        "oauth_client_id": client_id,
+        "oauth_client_key": client_key,
+        "oauth_key_id": key_id,
+    }
     missing = [name for name, value in required.items() if not value]
     if len(missing) == len(required):
         return None
