@@ -28,6 +28,7 @@ from otel_segment.errors import (
     SpoolFullError,
     SpoolLockedError,
 )
+from otel_segment.identity import Identity, current_identity, identity, set_identity
 from otel_segment.pipeline.client import Client
 from otel_segment.pipeline.oauth import DEFAULT_AUTH_SERVER, DEFAULT_SCOPE
 from otel_segment.pipeline.retry import RetryPolicy
@@ -53,6 +54,7 @@ __all__ = [  # noqa: RUF022 - plainly sorted (test_module_api), VERSION among th
     "ClientClosedError",
     "DeliveryError",
     "EncodingError",
+    "Identity",
     "MessageTooLargeError",
     "OtelSegmentError",
     "PipelineMetrics",
@@ -72,14 +74,17 @@ __all__ = [  # noqa: RUF022 - plainly sorted (test_module_api), VERSION among th
     "alias",
     "annotate",
     "configure",
+    "current_identity",
     "default_client",
     "flush",
     "group",
     "identify",
+    "identity",
     "instrument_metrics",
     "join",
     "page",
     "screen",
+    "set_identity",
     "shutdown",
     "snapshot",
     "track",
