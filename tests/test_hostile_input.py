@@ -190,6 +190,13 @@ class TestDirectCalls:
 
         assert 1 == offline.stats()["rejected"]
 
+    def test_raising_mapping_in_context(self, offline: Client) -> None:
+        """A nested mapping in context whose reads raise is a ValueError naming context."""
+        with pytest.raises(ValueError, match="context cannot be read"):
+            offline.track("u1", "Ev", context={"library": RaisingMapping()})
+
+        assert 1 == offline.stats()["rejected"]
+
     def test_raising_mapping(self, offline: Client) -> None:
         """A mapping whose reads raise is a ValueError naming the field, counted."""
         with pytest.raises(ValueError, match="traits cannot be read as a mapping"):

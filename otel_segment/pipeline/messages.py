@@ -319,7 +319,7 @@ def _header(
     if context is None:
         merged = dict(base_context)
     else:
-        merged = merge_context(base_context, _mapping("context", context))
+        merged = _merged_context(base_context, _mapping("context", context))
     merged["library"] = LIBRARY
     return {
         "type": kind,
@@ -330,6 +330,15 @@ def _header(
         "context": merged,
         "integrations": _mapping("integrations", integrations),
     }
+
+
+def _merged_context(base: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, Any]:
+    try:
+        return merge_context(base, context)
+    except RecursionError:
+        raise ValueError("context is nested too deeply") from None
+    except Exception as exc:  # a nested mapping of the caller's whose reads raise
+        raise ValueError(f"context cannot be read: {describe_error(exc)}") from exc
 
 
 def _optional_id(field: str, value: object) -> str | None:
