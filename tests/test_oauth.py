@@ -279,6 +279,22 @@ class TestDelivery:
         assert (2, 1, []) == (len(token_server.requests), client.stats()["retried"], errors.calls)
         assert "Bearer token-1" == segment_server.requests[0].header("Authorization")
 
+    def test_clock_skew_is_retried(
+        self,
+        segment_server: ScriptedServer,
+        token_server: TokenServer,
+        oauth_client: tuple[Client, ErrorLog],
+    ) -> None:
+        """'Token used before issued' is retried (the server's Date fixed the skew)."""
+        client, errors = oauth_client
+        token_server.respond(
+            400, {"error": "invalid_request", "error_description": "Token used before issued"}
+        )
+        client.track("u1", "Ev")
+
+        assert 1 == len(delivered(client, segment_server, 1))
+        assert (2, []) == (len(token_server.requests), errors.calls)
+
     def test_token_refused_is_reported(
         self,
         token_server: TokenServer,

@@ -51,6 +51,7 @@ _ASSERTION_LIFETIME_SECONDS: Final = 60  # issued 5 s in the past, valid 55 s ah
 _DEFAULT_TOKEN_LIFETIME_SECONDS: Final = 120.0  # when the server names none: renew after 60 s
 _EXTRA_HINT: Final = "OAuth needs PyJWT with cryptography: pip install 'otel-segment[oauth]'"
 _DETAIL_CHARS: Final = 200
+_SKEW_ERRORS: Final = frozenset({"Token is expired", "Token used before issued"})
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -265,8 +266,23 @@ class TokenSource:
             response.headers.get("Retry-After") or response.headers.get("X-RateLimit-Reset")
         )
         reason = f"OAuth token request to {self._url} got HTTP {response.status_code}"
-        return TokenError(f"{reason} {response.reason}: {detail}".rstrip(": "),
-                          response.status_code, retry_after)  # fmt: skip
+        reason = f"{reason} {response.reason}: {detail}".rstrip(": ")
+        if _clock_skew(response):
+            # our clock disagreed with the server's; its Date header corrected the skew,
+            # so another attempt can succeed: no status, as for a lost connection
+            return TokenError(f"{reason} (clock skew: retried)", None)
+        return TokenError(reason, response.status_code, retry_after)
+
+
+def _clock_skew(response: requests.Response) -> bool:
+    """Whether the server refused the assertion's times (analytics-python retries those)."""
+    if response.status_code != 400:  # noqa: PLR2004
+        return False
+    try:
+        data: Any = response.json()
+    except ValueError:
+        return False
+    return isinstance(data, dict) and data.get("error_description") in _SKEW_ERRORS
 
 
 def _read_token(response: requests.Response) -> tuple[str | None, float]:
