@@ -11,6 +11,7 @@ library reads a message back.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import inspect
 import math
 from collections.abc import Iterator, Mapping
@@ -160,9 +161,10 @@ class TestDirectCalls:
     @HOSTILE_SETTINGS
     @given(hostile_call())
     def test_client_methods(self, offline: Client, drawn: tuple[str, dict[str, Any]]) -> None:
-        """Client.track() and the others, with hostile values in any field."""
+        """Client.track() and the others (and client.message()), with hostile values."""
         call, kwargs = drawn
         _counted_call(offline, getattr(offline, call), kwargs)
+        _counted_call(offline, functools.partial(offline.message, call), kwargs)
 
     @HOSTILE_SETTINGS
     @given(hostile_call())
