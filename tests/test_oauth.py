@@ -17,7 +17,7 @@ from otel_segment.pipeline.oauth import (
     DEFAULT_AUTH_SERVER,
     DEFAULT_SCOPE,
     OAuthSettings,
-    TokenError,
+    TokenFailure,
     TokenSource,
     oauth_settings,
 )
@@ -198,28 +198,29 @@ class TestTokenSource:
         headers: dict[str, str],
         retry_after: float | None,
     ) -> None:
-        """A refusal is a TokenError with the status and Retry-After; no secret in it."""
+        """A refusal is a TokenFailure with the status and Retry-After; no secret in it."""
         token_server.respond(status, {"error": "nope", "echo": "see below"}, **headers)
         tokens = TokenSource(settings_for(token_server))
         try:
-            with pytest.raises(TokenError, match=f"got HTTP {status}") as caught:
-                tokens.authorization()
+            failure = tokens.authorization()
         finally:
             tokens.close()
-        assert (status, retry_after) == (caught.value.status, caught.value.retry_after)
-        assert "PRIVATE KEY" not in str(caught.value)
+        assert isinstance(failure, TokenFailure)
+        assert (status, retry_after) == (failure.status, failure.retry_after)
+        assert f"got HTTP {status}" in failure.reason
+        assert "PRIVATE KEY" not in failure.reason
 
     def test_no_server(self) -> None:
-        """No token server: a TokenError without status (retried like a lost connection)."""
+        """No token server: a TokenFailure without status (retried like a lost connection)."""
         settings = oauth_settings("id", private_key_pem(), "kid", "http://127.0.0.1:9", None)
         assert settings is not None
         tokens = TokenSource(settings, timeout=2)
         try:
-            with pytest.raises(TokenError, match="failed") as caught:
-                tokens.authorization()
+            failure = tokens.authorization()
         finally:
             tokens.close()
-        assert caught.value.status is None
+        assert isinstance(failure, TokenFailure)
+        assert (None, True) == (failure.status, "failed" in failure.reason)
 
     def test_repr(self, token_server: TokenServer) -> None:
         """repr() shows the token URL and client id, never the key or a token."""

@@ -33,7 +33,7 @@ __all__ = [
     "DEFAULT_AUTH_SERVER",
     "DEFAULT_SCOPE",
     "OAuthSettings",
-    "TokenError",
+    "TokenFailure",
     "TokenSource",
     "oauth_settings",
 ]
@@ -112,19 +112,27 @@ def oauth_settings(
     )
 
 
-class TokenError(Exception):
+@dataclasses.dataclass(frozen=True, slots=True)
+class TokenFailure:
     """
-    The token server did not give a token; the batch waiting for it is retried or failed.
+    Why no token could be had; the batch waiting for it is retried or failed on this.
 
-    Attributes:
-        status: The token server's HTTP status, ``None`` when no usable answer arrived.
+    Args:
+        reason: What happened, for the log and ``on_error`` (no secret in it).
+        status: The token server's HTTP status, ``None`` when no usable answer arrived
+            (retried like a lost connection).
         retry_after: Seconds the server asked to wait, if it did.
     """
 
-    def __init__(self, reason: str, status: int | None, retry_after: float | None = None) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.retry_after = retry_after
+    reason: str
+    status: int | None = None
+    retry_after: float | None = None
+
+
+class _NoToken(Exception):  # noqa: N818 - internal: carries a TokenFailure out of _fetch
+    def __init__(self, failure: TokenFailure) -> None:
+        super().__init__(failure.reason)
+        self.failure = failure
 
 
 class TokenSource:
@@ -173,16 +181,19 @@ class TokenSource:
         """Show the token server and the client id, never the key or a token."""
         return f"TokenSource(url={self._url!r}, client_id={self._settings.client_id!r})"
 
-    def authorization(self) -> str:
+    def authorization(self) -> str | TokenFailure:
         """
-        The ``Authorization`` header value: ``Bearer <token>``, fetching a token if needed.
+        The ``Authorization`` header value, ``Bearer <token>``, fetching a token if needed.
 
-        Raises:
-            TokenError: The token server failed or refused.
+        Returns:
+            The header value, or why the token server gave none (never raises).
         """
         with self._lock:
             if self._token is None or self._clock() >= self._renew_at:
-                self._fetch()
+                try:
+                    self._fetch()
+                except _NoToken as exc:
+                    return exc.failure
             return f"Bearer {self._token}"
 
     def invalidate(self) -> None:
@@ -226,14 +237,14 @@ class TokenSource:
             )
         except (requests.RequestException, OSError) as exc:
             reason = f"OAuth token request to {self._url} failed: {type(exc).__name__}"
-            raise TokenError(reason, None) from None
+            raise _NoToken(TokenFailure(reason)) from None
         with response:
             self._learn_skew(response.headers.get("Date"))
             if response.status_code != 200:  # noqa: PLR2004
-                raise self._refusal(response, assertion)
+                raise _NoToken(self._refusal(response, assertion))
             token, lifetime = _read_token(response)
         if token is None:
-            raise TokenError(f"the OAuth token server {self._url} sent no access_token", None)
+            raise _NoToken(TokenFailure(f"the OAuth token server {self._url} sent no access_token"))
         self._token = token
         self._renew_at = self._clock() + lifetime / 2
 
@@ -260,7 +271,7 @@ class TokenSource:
             return
         self._skew = time.time() - server_now
 
-    def _refusal(self, response: requests.Response, assertion: str) -> TokenError:
+    def _refusal(self, response: requests.Response, assertion: str) -> TokenFailure:
         detail = response.text.replace(assertion, "<assertion>")[:_DETAIL_CHARS].strip()
         retry_after = parse_retry_after(
             response.headers.get("Retry-After") or response.headers.get("X-RateLimit-Reset")
@@ -270,8 +281,8 @@ class TokenSource:
         if _clock_skew(response):
             # our clock disagreed with the server's; its Date header corrected the skew,
             # so another attempt can succeed: no status, as for a lost connection
-            return TokenError(f"{reason} (clock skew: retried)", None)
-        return TokenError(reason, response.status_code, retry_after)
+            return TokenFailure(f"{reason} (clock skew: retried)")
+        return TokenFailure(reason, response.status_code, retry_after)
 
 
 def _clock_skew(response: requests.Response) -> bool:

@@ -18,7 +18,7 @@ import requests
 from opentelemetry import context as otel_context
 
 from otel_segment._version import __version__
-from otel_segment.pipeline.oauth import TokenError
+from otel_segment.pipeline.oauth import TokenFailure
 from otel_segment.pipeline.retry import parse_retry_after
 
 if TYPE_CHECKING:
@@ -140,10 +140,13 @@ class HttpTransport:
     def _post(self, data: bytes, retry_count: int) -> Outcome:
         headers = self._headers
         if self._tokens is not None:
-            try:
-                headers = {**headers, "Authorization": self._tokens.authorization()}
-            except TokenError as exc:
-                return Outcome(exc.status, retry_after=exc.retry_after, error=str(exc))
+            authorization = self._tokens.authorization()
+            if isinstance(authorization, TokenFailure):  # the retry policy decides, as for a POST
+                failure = authorization
+                return Outcome(
+                    failure.status, retry_after=failure.retry_after, error=failure.reason
+                )
+            headers = {**headers, "Authorization": authorization}
         if retry_count:
             headers = {**headers, "X-Retry-Count": str(retry_count)}
         try:
