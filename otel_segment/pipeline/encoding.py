@@ -17,6 +17,7 @@ import enum
 import json
 import math
 import uuid
+import zoneinfo
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any, Final
@@ -30,11 +31,14 @@ __all__ = ["BatchEnvelope", "dumps"]
 
 # Datetimes pass through to _default: orjson 3.13 crashes the interpreter (SIGSEGV) on a
 # tzinfo whose utcoffset() raises, and writes a wrong offset for one returning a value
-# datetime itself refuses. Writing them in Python costs ~1 us per datetime value; messages
-# without datetimes (the common case) pay nothing.
+# datetime itself refuses. _default hands those with no zone or a stdlib zone back to
+# orjson (+0.6 us per datetime value against +2 us for isoformat(); timeit, this machine)
+# and writes the caller's own tzinfo classes in Python. Messages without datetimes pay
+# nothing.
 _OPTIONS: Final = (
     orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_PASSTHROUGH_DATETIME
 )
+_ZONES: Final[tuple[type, ...]] = (type(None), dt.timezone, zoneinfo.ZoneInfo)
 
 
 _SENT_AT_SAMPLE: Final = "2026-01-01T00:00:00.000+00:00"
@@ -94,7 +98,7 @@ class _Unconvertible(Exception):  # noqa: N818 - internal, never leaves this mod
 def _default(value: Any) -> Any:  # noqa: PLR0911 - one branch per kind
     """Convert one value orjson does not handle natively."""
     if isinstance(value, (dt.datetime, dt.date, dt.time)):
-        return _iso(value)
+        return _temporal(value)
     if isinstance(value, Decimal):
         return _decimal(value)
     if isinstance(value, (set, frozenset)):
@@ -110,6 +114,17 @@ def _default(value: Any) -> Any:  # noqa: PLR0911 - one branch per kind
     except Exception as exc:
         reason = f"a {type(value).__name__} cannot be converted: str() raised {describe_error(exc)}"
         raise _Unconvertible(reason) from exc
+
+
+def _temporal(value: dt.datetime | dt.date | dt.time) -> Any:
+    """A datetime or date as orjson writes it when that is safe, else in Python."""
+    kind = type(value)
+    if kind is dt.date or (
+        kind is dt.datetime and isinstance(value, dt.datetime) and type(value.tzinfo) in _ZONES
+    ):
+        # ~0.5 us: orjson writes it (naive as UTC), the Fragment puts the bytes in place
+        return orjson.Fragment(orjson.dumps(value, option=orjson.OPT_NAIVE_UTC))
+    return _iso(value)
 
 
 def _iso(value: dt.datetime | dt.date | dt.time) -> str:
