@@ -21,16 +21,15 @@ from typing import TYPE_CHECKING, Any, Final
 
 from pythonjsonlogger.core import RESERVED_ATTRS, merge_record_extra
 
-from otel_segment import _default
 from otel_segment.errors import ClientClosedError
 from otel_segment.pipeline.batching import in_pipeline
-from otel_segment.pipeline.client import Client
 from otel_segment.pipeline.messages import MESSAGE_TYPES
+from otel_segment.sources.clients import ClientRef
 
 if TYPE_CHECKING:
     import datetime as dt
 
-    from otel_segment.pipeline.client import Id
+    from otel_segment.pipeline.client import Client, Id
     from otel_segment.pipeline.messages import MessageType
 
 __all__ = [
@@ -222,18 +221,12 @@ class SegmentHandler(logging.Handler):
         mapper: Mapper | None = None,
         **client_kwargs: Any,
     ) -> None:
-        if client is not None and not isinstance(client, Client):
-            raise TypeError(f"client must be an otel_segment.Client, got {type(client).__name__}")
-        if client is not None and client_kwargs:
-            names = ", ".join(sorted(client_kwargs))
-            raise TypeError(f"pass client= or client keyword arguments ({names}), not both")
         if mapper is not None and not callable(mapper):
             raise TypeError(f"mapper must be callable, got {type(mapper).__name__}")
+        ref = ClientRef(client, client_kwargs)
         super().__init__(level)
-        owned = Client(**client_kwargs) if client_kwargs else None
-        self._client = owned if owned is not None else client
-        self._owns = owned is not None
-        self._last: Client | None = self._client
+        self._ref = ref
+        self._last: Client | None = ref.fixed
         self._mapper = mapper
         self._closed = False
         self._close_lock = threading.Lock()
@@ -243,13 +236,12 @@ class SegmentHandler(logging.Handler):
 
     def __repr__(self) -> str:
         """Show the level and which client is fed (never the write key)."""
-        client = "default client" if self._client is None else repr(self._client)
-        return f"<{type(self).__name__} ({logging.getLevelName(self.level)}) {client}>"
+        return f"<{type(self).__name__} ({logging.getLevelName(self.level)}) {self._ref!r}>"
 
     @property
     def client(self) -> Client | None:
         """The client fed, or ``None`` when it is the process-wide default client."""
-        return self._client
+        return self._ref.fixed
 
     def handle(self, record: logging.LogRecord) -> bool:
         """
@@ -306,8 +298,7 @@ class SegmentHandler(logging.Handler):
                 return
             self._closed = True
         try:
-            if self._owns and self._client is not None:
-                self._client.shutdown(self._client.config.exit_timeout)
+            self._ref.close()
         finally:
             super().close()
 
@@ -315,7 +306,7 @@ class SegmentHandler(logging.Handler):
 
     def _emit(self, record: logging.LogRecord) -> None:
         try:
-            client = _default.get_client() if self._client is None else self._client
+            client = self._ref.get()
         except (TypeError, ValueError) as error:  # no default client can be built
             self._warn(record, f"no client: {error}")
             return
