@@ -17,7 +17,7 @@ import sys
 from typing import IO, TYPE_CHECKING, Any, Final, TextIO
 
 from otel_segment.pipeline.client import Client
-from otel_segment.sources.handler import annotation_fields
+from otel_segment.sources.log_mapping import annotation_fields
 
 if TYPE_CHECKING:
     import argparse
