@@ -2,21 +2,34 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import os
+import pty
+import re
+import signal
 import subprocess
 import sys
-from typing import TYPE_CHECKING, Any
+import termios
+import time
+import uuid
+from typing import TYPE_CHECKING, Any, Final
 
 import pytest
-from _helpers import run_import
+from _helpers import closed_port, run_import
+from hypothesis import given
+from hypothesis import strategies as st
 from pythonjsonlogger.json import JsonFormatter
 
 from otel_segment.cli import main
+from otel_segment.cli.replay import INTERRUPTED
+from otel_segment.cli.replay_lines import line_message_id
+from otel_segment.sink import Sink
 
 if TYPE_CHECKING:
     import pathlib
+    from collections.abc import Iterator
 
     from _server import ScriptedServer
 
@@ -78,7 +91,7 @@ class TestImportKeepsGoing:
         tmp_path: pathlib.Path,
         capsys: pytest.CaptureFixture[str],
     ) -> None:
-        """A message over 32 KB is one failure with its reason, not also a "queue full" skip."""
+        """A message over 32 KB is one skipped line with its reason, counted nowhere else."""
         log = tmp_path / "app.jsonl"
         log.write_text("\n".join([_line("A"), _line("Big", blob="x" * 40_000)]) + "\n")
 
@@ -87,7 +100,8 @@ class TestImportKeepsGoing:
         err = capsys.readouterr().err
         assert 1 == status
         assert ["A"] == [m["event"] for m in segment_server.messages]
-        assert "read 2 lines: 1 sent, 0 without a segment annotation, 0 skipped, 1 failed" in err
+        assert "read 2 lines: 1 delivered, 0 failed, 1 skipped, 0 not sent;" in err
+        assert f"(at {log}:2)" in err
         assert "queue full" not in err
         assert "max_message_bytes" in err
 
@@ -137,7 +151,10 @@ class TestImport:
         assert ("Signed Up", {"plan": "pro"}) == (track["event"], track["properties"])
         assert {"a": 1} == identify["traits"]
         assert times[0][:23] == track["timestamp"][:23]
-        assert "read 3 lines: 2 sent, 1 without a segment annotation" in capsys.readouterr().err
+        assert (
+            "read 3 lines: 2 delivered, 0 failed, 0 skipped, 0 not sent; "
+            "1 without a segment annotation\n"
+        ) == capsys.readouterr().err
 
     def test_malformed_lines_are_reported_and_skipped(
         self, segment_server: ScriptedServer, log: pathlib.Path, capsys: pytest.CaptureFixture[str]
@@ -203,3 +220,332 @@ class TestImport:
 
         assert 1 == status
         assert "nope.jsonl" in capsys.readouterr().err
+
+
+SUMMARY_RE: Final = re.compile(
+    r"read (\d+) lines: (\d+) delivered, (\d+) failed, (\d+) skipped, (\d+) not sent; "
+    r"(\d+) without a segment annotation"
+)
+
+
+def summary_counts(err: str) -> tuple[int, ...]:
+    """(read, delivered, failed, skipped, not sent, unannotated) from an import's summary."""
+    found = SUMMARY_RE.findall(err)
+    assert 1 == len(found), err
+    return tuple(int(n) for n in found[0])
+
+
+def write_lines(path: pathlib.Path, count: int, start: int = 0) -> None:
+    """Write *count* annotated lines, each distinct."""
+    lines = (_line(f"Event {n}", n=n) for n in range(start, start + count))
+    path.write_text("\n".join(lines) + "\n")
+
+
+class TestRerun:
+    """Running the same file twice sends the same messageIds, so Segment de-duplicates."""
+
+    def test_same_ids_on_every_run(
+        self, segment_server: ScriptedServer, tmp_path: pathlib.Path
+    ) -> None:
+        """Two runs give equal ids; equal lines at different places get different ids."""
+        log = tmp_path / "app.jsonl"
+        same = _line("Same")
+        log.write_text("\n".join([same, same, _line("Other")]) + "\n")
+
+        assert 0 == run_import(segment_server, log, "--no-progress")
+        assert 0 == run_import(segment_server, log, "--no-progress")
+
+        ids = [m["messageId"] for m in segment_server.messages]
+        assert ids[:3] == ids[3:]
+        assert 3 == len(set(ids[:3]))
+        assert line_message_id(same.encode(), 1) == ids[0]
+
+    def test_a_line_keeps_its_own_id(
+        self, segment_server: ScriptedServer, tmp_path: pathlib.Path
+    ) -> None:
+        """An annotation's message_id, or a top-level messageId, is sent as it is."""
+        log = tmp_path / "app.jsonl"
+        log.write_text(
+            "\n".join(
+                [
+                    _line("A", segment={"user_id": "u1", "message_id": "m-a"}),
+                    _line("B", messageId="m-b"),
+                ]
+            )
+            + "\n"
+        )
+
+        assert 0 == run_import(segment_server, log, "--no-progress")
+
+        assert ["m-a", "m-b"] == [m["messageId"] for m in segment_server.messages]
+        assert "messageId" not in segment_server.messages[1]["properties"]
+
+    @given(st.binary(max_size=200), st.integers(min_value=1, max_value=10**9))
+    def test_derived_id_is_a_stable_uuid(self, line: bytes, number: int) -> None:
+        """Any line at any position gets a UUID, the same however its line ends."""
+        derived = line_message_id(line, number)
+        assert str(uuid.UUID(derived)) == derived
+        assert derived == line_message_id(line.rstrip(b"\r\n") + b"\r\n", number)
+
+
+class TestNaiveTimes:
+    """A time written without an offset is the log's local time unless told otherwise."""
+
+    NAIVE: Final = "2024-05-01T10:00:00"
+
+    def import_naive(self, server: ScriptedServer, tmp_path: pathlib.Path, *options: str) -> str:
+        """Import one line stamped :attr:`NAIVE`; the timestamp that arrived."""
+        log = tmp_path / "app.jsonl"
+        log.write_text(_line("A", timestamp=self.NAIVE) + "\n")
+        assert 0 == run_import(server, log, "--no-progress", *options)
+        timestamp: str = server.messages[-1]["timestamp"]
+        return timestamp
+
+    def test_local_time_by_default(
+        self, segment_server: ScriptedServer, tmp_path: pathlib.Path
+    ) -> None:
+        """Under TZ=Europe/Berlin, 10:00 in May (CEST, +02:00) is 08:00 UTC."""
+        before = os.environ.get("TZ")
+        os.environ["TZ"] = "Europe/Berlin"
+        time.tzset()
+        try:
+            sent = self.import_naive(segment_server, tmp_path)
+        finally:
+            if before is None:
+                del os.environ["TZ"]
+            else:
+                os.environ["TZ"] = before
+            time.tzset()
+
+        assert dt.datetime(2024, 5, 1, 8, tzinfo=dt.UTC) == dt.datetime.fromisoformat(sent)
+
+    @pytest.mark.parametrize(
+        ("options", "hour"),
+        [(("--utc",), 10), (("--timezone", "Europe/Berlin"), 8), (("--timezone", "UTC"), 10)],
+    )
+    def test_told_zone(
+        self,
+        segment_server: ScriptedServer,
+        tmp_path: pathlib.Path,
+        options: tuple[str, ...],
+        hour: int,
+    ) -> None:
+        """--utc and --timezone NAME say which zone the log was written in."""
+        sent = self.import_naive(segment_server, tmp_path, *options)
+
+        assert dt.datetime(2024, 5, 1, hour, tzinfo=dt.UTC) == dt.datetime.fromisoformat(sent)
+
+    def test_unknown_zone_is_a_usage_error(
+        self, tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A zone name the database does not know exits 2, naming the flag."""
+        with pytest.raises(SystemExit) as exited:
+            main(["import", "--timezone", "Mars/Olympus", str(tmp_path / "x"), "--dry-run"])
+
+        assert 2 == exited.value.code
+        assert "--timezone: unknown time zone: 'Mars/Olympus'" in capsys.readouterr().err
+
+
+class TestHostileLines:
+    """Lines that used to crash the import are counted, reported, and the rest goes on."""
+
+    @pytest.mark.parametrize(
+        ("bad", "reason"),
+        [
+            (
+                '{"segment": {"user_id": "u1"}, "x": ' + "[" * 100_000 + "]" * 100_000 + "}",
+                "JSON nested too deeply",
+            ),
+            ('{"segment": {"user_id": "u1"}, "n": ' + "9" * 5000 + "}", "unreadable JSON"),
+            (_line("T", timestamp=1e12), "out of range for epoch seconds"),
+            (_line("T", timestamp=1e17), "out of range for epoch seconds"),
+            (_line("T", timestamp=1e19), "out of range for epoch seconds"),
+            (_line("T", timestamp=-1e19), "out of range for epoch seconds"),
+            (_line("T", timestamp=10**19), "out of range for epoch seconds"),
+            (
+                '{"message": "T", "segment": {"user_id": "u1"}, "timestamp": Infinity}',
+                "out of range for epoch seconds",
+            ),
+        ],
+    )
+    def test_is_skipped_with_its_reason(
+        self,
+        segment_server: ScriptedServer,
+        tmp_path: pathlib.Path,
+        capsys: pytest.CaptureFixture[str],
+        bad: str,
+        reason: str,
+    ) -> None:
+        """The bad line 2 is skipped with its reason; lines 1 and 3 arrive; no traceback."""
+        log = tmp_path / "app.jsonl"
+        log.write_text("\n".join([_line("A"), bad, _line("C")]) + "\n")
+
+        status = run_import(segment_server, log, "--no-progress")
+
+        err = capsys.readouterr().err
+        assert (1, ["A", "C"]) == (status, [m["event"] for m in segment_server.messages])
+        assert (3, 2, 0, 1, 0, 0) == summary_counts(err)
+        assert reason in err
+        assert f"{log}:2)" in err
+        assert "Traceback" not in err
+
+
+class TestEndpointDown:
+    """An unusable endpoint ends the import soon, with every message counted once."""
+
+    def test_unreachable_host(
+        self, tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """Connection refused: the first batch fails after the short retries; the rest waits."""
+        log = tmp_path / "app.jsonl"
+        write_lines(log, 3000)
+
+        status = main(
+            [
+                "import",
+                str(log),
+                "--no-progress",
+                "--write-key",
+                "k",
+                "--host",
+                f"http://127.0.0.1:{closed_port()}",
+            ]
+        )
+
+        err = capsys.readouterr().err
+        read, delivered, failed, skipped, not_sent, _ = summary_counts(err)
+        assert 1 == status
+        assert (0, 0) == (delivered, skipped)
+        assert failed >= 1
+        assert read == failed + not_sent
+        assert "stopped early: the endpoint is unusable" in err
+        assert "Traceback" not in err
+
+    def test_a_refused_batch_does_not_stop_the_import(
+        self,
+        segment_server: ScriptedServer,
+        tmp_path: pathlib.Path,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        """A 400 is about one batch's content: counted failed, and the import goes on."""
+        segment_server.respond(400, body=b'{"error": "bad batch"}')
+        log = tmp_path / "app.jsonl"
+        write_lines(log, 250)
+
+        status = run_import(segment_server, log, "--no-progress")
+
+        err = capsys.readouterr().err
+        read, delivered, failed, skipped, not_sent, _ = summary_counts(err)
+        assert 1 == status
+        assert (250, 0, 0) == (read, skipped, not_sent)
+        assert 250 == delivered + failed
+        assert 0 < failed < 250
+        assert "failed" in err
+        assert "bad batch" in err or "400" in err
+        assert "stopped early" not in err
+
+
+class TestInterrupt:
+    """Ctrl-C (a real SIGINT) stops the import within seconds, with its summary."""
+
+    @pytest.fixture
+    def slow_sink(self) -> Iterator[Sink]:
+        """A sink answering each request after 0.5 s (so an import of many lines is slow)."""
+        with Sink(latency_seconds=0.5) as sink:
+            yield sink
+
+    def start_import(self, sink: Sink, tmp_path: pathlib.Path) -> subprocess.Popen[str]:
+        """Start importing 20,000 lines into *sink* in a child; return once one batch arrived."""
+        log = tmp_path / "app.jsonl"
+        write_lines(log, 20_000)
+        child = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "otel_segment",
+                "import",
+                str(log),
+                "--no-progress",
+                "--write-key",
+                "k",
+                "--host",
+                sink.url,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert sink.wait_for_requests(1, timeout=20)
+        return child
+
+    @pytest.mark.parametrize("presses", [1, 2])
+    def test_stops_with_the_summary(
+        self, slow_sink: Sink, tmp_path: pathlib.Path, presses: int
+    ) -> None:
+        """One or two Ctrl-C: exit 130, one summary, no traceback, every line counted once."""
+        child = self.start_import(slow_sink, tmp_path)
+        for _ in range(presses):
+            child.send_signal(signal.SIGINT)
+        _, err = child.communicate(timeout=15)
+
+        assert INTERRUPTED == child.returncode, err
+        assert "Traceback" not in err
+        read, delivered, failed, skipped, not_sent, _ = summary_counts(err)
+        assert (0, 0) == (failed, skipped)
+        assert read == delivered + not_sent
+        assert read < 20_000
+        assert "interrupted (Ctrl-C)" in err
+
+
+class TestProgress:
+    """On a terminal, the bar of a regular file has a total and an ETA (by bytes read)."""
+
+    def test_regular_file_shows_total_and_eta(
+        self, segment_server: ScriptedServer, tmp_path: pathlib.Path
+    ) -> None:
+        """Run on a pseudo-terminal: the bar counts bytes against the file's size."""
+        log = tmp_path / "app.jsonl"
+        write_lines(log, 2000)
+        size_kb = f"{log.stat().st_size / 1024:.0f}k"
+        controller, terminal = pty.openpty()
+        termios.tcsetwinsize(terminal, (24, 120))  # a new pty is 0 columns wide: no bar fits
+        try:
+            child = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "otel_segment",
+                    "import",
+                    str(log),
+                    "--write-key",
+                    "k",
+                    "--host",
+                    segment_server.url,
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=terminal,
+            )
+            os.close(terminal)
+            shown = _read_all(controller)
+            assert 0 == child.wait(timeout=30)
+        finally:
+            os.close(controller)
+
+        assert f"/{size_kb}" in shown  # e.g. "12.0k/245k"
+        assert re.search(r"<\d\d:\d\d", shown)  # the ETA
+        assert "read 2000 lines: 2000 delivered" in shown
+
+
+def _read_all(fd: int) -> str:
+    """Everything written to the pseudo-terminal whose controller end is *fd*, until closed."""
+    chunks: list[bytes] = []
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks).decode(errors="replace")
