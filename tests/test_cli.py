@@ -13,6 +13,7 @@ from _helpers import closed_port
 
 import otel_segment
 from otel_segment.cli import main
+from otel_segment.cli.common import LOCAL_WRITE_KEY, write_key_for
 
 if TYPE_CHECKING:
     import pathlib
@@ -116,9 +117,9 @@ class TestSend:
     @pytest.mark.parametrize(
         ("args", "expected"),
         [
-            (["track", "--event", "E"], "user_id or an anonymous_id"),
+            (["track", "--event", "E"], "--user-id or an --anonymous-id"),
             (["alias", "--user-id", "u1", "--event", "E"], "alias takes no --event"),
-            (["group", "--user-id", "u1"], "group_id is required"),
+            (["group", "--user-id", "u1"], "--group-id is required"),
         ],
     )
     def test_invalid_message(
@@ -133,13 +134,62 @@ class TestSend:
     def test_no_write_key(
         self, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
     ) -> None:
-        """Without --write-key or $SEGMENT_WRITE_KEY, the error says how to give one."""
+        """Without --write-key or $SEGMENT_WRITE_KEY, the error names the flag, not the argument."""
         monkeypatch.delenv("SEGMENT_WRITE_KEY", raising=False)
 
         status = main(["send", "track", "--user-id", "u", "--event", "E", "--host", "http://x"])
 
+        err = capsys.readouterr().err
         assert 2 == status
-        assert "SEGMENT_WRITE_KEY" in capsys.readouterr().err
+        assert "--write-key" in err
+        assert "SEGMENT_WRITE_KEY" in err
+        assert "write_key" not in err
+
+    def test_a_local_sink_needs_no_write_key(
+        self, segment_server: ScriptedServer, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A loopback host takes any key: without one, "local" is sent."""
+        monkeypatch.delenv("SEGMENT_WRITE_KEY", raising=False)
+
+        status = main(
+            ["send", "track", "--user-id", "u", "--event", "E", "--host", segment_server.url]
+        )
+
+        assert 0 == status
+        assert 1 == len(segment_server.messages)
+        assert "local" == segment_server.requests[0].json["writeKey"]
+
+    def test_option_errors_name_flags(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """A bad option value is reported under its flag."""
+        status = main(
+            ["send", "track", "--user-id", "u", "--event", "E", "--host", "http://127.0.0.1:1",
+             "--write-key", "k", "--timeout", "-1"]
+        )  # fmt: skip
+
+        assert 2 == status
+        assert "--timeout must be > 0" in capsys.readouterr().err
+
+
+class TestWriteKeyFor:
+    """Which write key a command sends when none is given."""
+
+    @pytest.mark.parametrize(
+        ("host", "given", "expected"),
+        [
+            ("http://127.0.0.1:8080", None, LOCAL_WRITE_KEY),
+            ("http://localhost:8080", None, LOCAL_WRITE_KEY),
+            ("http://[::1]:8080", None, LOCAL_WRITE_KEY),
+            ("http://127.0.0.1:8080", "k", "k"),
+            ("https://api.segment.io", None, None),
+            ("http://10.0.0.1", None, None),
+            (None, None, None),
+        ],
+    )
+    def test_loopback_hosts_only(
+        self, host: str | None, given: str | None, expected: str | None
+    ) -> None:
+        """Only a host on this machine gets the placeholder; a given key always wins."""
+        assert expected == write_key_for(host, given)
 
 
 class TestSink:

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import ast
 import os
+import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 from typing import Final
+
+import pytest
 
 EXAMPLES: Final = Path(__file__).resolve().parent.parent / "examples"
 
@@ -55,3 +60,56 @@ class TestExamples:
         assert ["identify", "track", "page", "group", "alias", "track"] == kinds
         assert "'delivered': 6" in done.stdout
         assert "'failed': 0" in done.stdout
+
+    @pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.py")), ids=lambda p: p.name)
+    def test_says_how_to_run_it(self, path: Path) -> None:
+        """Each example's docstring gives the command that runs it (and the extra it needs)."""
+        doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or ""
+        needs_extra = bool(third_party_imports(path))
+
+        assert f"python examples/{path.name}" in doc
+        assert needs_extra == ("pip install 'otel-segment[examples]'" in doc)
+
+    def test_one_extra_installs_every_dependency(self) -> None:
+        """What the examples import beyond the base install is in the ``examples`` extra."""
+        project = tomllib.loads((EXAMPLES.parent / "pyproject.toml").read_text())["project"]
+        extra = {_name(spec) for spec in project["optional-dependencies"]["examples"]}
+        imported = set().union(*(third_party_imports(p) for p in EXAMPLES.glob("*.py")))
+
+        assert {"structlog", "loguru", "flask", "opentelemetry-instrumentation-flask"} == imported
+        assert imported <= extra
+
+
+BASE: Final = ("otel_segment", "opentelemetry.sdk", "opentelemetry", "requests", "orjson")
+"""Import roots the base install provides (with the standard library)."""
+
+DISTRIBUTIONS: Final = {
+    "opentelemetry.instrumentation.flask": "opentelemetry-instrumentation-flask"
+}
+"""Distribution names of modules whose name differs."""
+
+
+def third_party_imports(path: Path) -> set[str]:
+    """The distributions *path* imports that the base install does not provide."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        names = (
+            [alias.name for alias in node.names]
+            if isinstance(node, ast.Import)
+            else [node.module or ""]
+            if isinstance(node, ast.ImportFrom) and not node.level
+            else []
+        )
+        for name in names:
+            if name in DISTRIBUTIONS:
+                found.add(DISTRIBUTIONS[name])
+            elif name.split(".")[0] not in {*sys.stdlib_module_names, "__future__"} and not (
+                name.startswith("opentelemetry") or name.split(".")[0] in BASE
+            ):
+                found.add(name.split(".")[0])
+    return found
+
+
+def _name(spec: str) -> str:
+    """The distribution name of a requirement such as ``flask>=3.0``."""
+    return re.split(r"[<>=!~\[; ]", spec, maxsplit=1)[0].lower()

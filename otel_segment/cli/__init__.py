@@ -20,7 +20,7 @@ import zoneinfo
 from typing import TYPE_CHECKING, Any, Final, TextIO
 
 from otel_segment._version import __version__
-from otel_segment.cli.common import CLI_RETRY
+from otel_segment.cli.common import CLI_RETRY, as_flags, write_key_for
 from otel_segment.pipeline.client import ENV_HOST, ENV_WRITE_KEY, Client
 from otel_segment.pipeline.messages import MESSAGE_TYPES
 from otel_segment.sink import Sink, format_message
@@ -110,7 +110,7 @@ def _add_endpoint_options(command: argparse.ArgumentParser) -> None:
     command.add_argument(
         "--write-key",
         default=os.environ.get(ENV_WRITE_KEY),
-        help=f"source write key (default ${ENV_WRITE_KEY})",
+        help=f"source write key (default ${ENV_WRITE_KEY}; not needed for a local sink)",
     )
     command.add_argument("--gzip", action="store_true", help="compress request bodies")
     command.add_argument(
@@ -230,7 +230,7 @@ def _run_send(args: argparse.Namespace) -> int:
     errors: list[Exception] = []
     try:
         client = Client(
-            args.write_key,
+            write_key_for(args.host, args.write_key),
             args.host,
             sync_mode=True,
             gzip=args.gzip,
@@ -239,7 +239,7 @@ def _run_send(args: argparse.Namespace) -> int:
             on_error=lambda error, _messages: errors.append(error),
         )
     except (TypeError, ValueError) as exc:
-        print(f"otel-segment send: {exc}", file=sys.stderr)
+        print(f"otel-segment send: {as_flags(str(exc))}", file=sys.stderr)
         return 2
     with client:
         try:
@@ -247,7 +247,7 @@ def _run_send(args: argparse.Namespace) -> int:
                 args.type, **{k: given[k] for k in allowed if k in given}
             )
         except (TypeError, ValueError) as exc:
-            print(f"otel-segment send: {exc}", file=sys.stderr)
+            print(f"otel-segment send: {as_flags(str(exc), _all_fields())}", file=sys.stderr)
             return 2
     if not accepted:
         reason = errors[0] if errors else "not accepted"

@@ -26,7 +26,7 @@ import sys
 import threading
 from typing import IO, TYPE_CHECKING, Any, Final
 
-from otel_segment.cli.common import CLI_RETRY
+from otel_segment.cli.common import CLI_RETRY, as_flags, write_key_for
 from otel_segment.cli.replay_lines import Parsed, Skipped, TimeZone, parse_line
 from otel_segment.cli.replay_summary import Summary
 from otel_segment.pipeline.client import Client
@@ -53,7 +53,7 @@ def run_import(args: argparse.Namespace) -> int:
     summary = Summary(stop)
     try:
         client = Client(
-            args.write_key,
+            write_key_for(args.host, args.write_key),
             args.host,
             send=not args.dry_run,
             gzip=args.gzip,
@@ -62,7 +62,7 @@ def run_import(args: argparse.Namespace) -> int:
             on_error=summary.on_error,
         )
     except (TypeError, ValueError) as exc:
-        print(f"otel-segment import: {_flags(str(exc))}", file=sys.stderr)
+        print(f"otel-segment import: {as_flags(str(exc))}", file=sys.stderr)
         return 2
     status = 0
     with _interruptible(summary) as hurry:
@@ -85,11 +85,6 @@ def run_import(args: argparse.Namespace) -> int:
     if summary.stopped.startswith(_INTERRUPTED_BY):
         return INTERRUPTED
     return status or (0 if summary.ok else 1)
-
-
-def _flags(text: str) -> str:
-    """A client error, naming the command's flags rather than Python arguments."""
-    return text.replace("write_key=", "--write-key ").replace("host=", "--host ")
 
 
 @contextlib.contextmanager

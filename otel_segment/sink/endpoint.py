@@ -16,6 +16,7 @@ import orjson
 
 from otel_segment.sink.connections import Handler, Reply, Server
 from otel_segment.sink.received import BATCH_PATH, ROUTES, ReceivedRequest, messages_in
+from otel_segment.sink.spec import spec_problem
 
 if TYPE_CHECKING:
     import ssl
@@ -267,10 +268,10 @@ class Sink:
         if messages is None:
             shape = '{"batch": [objects]}' if route == BATCH_PATH else "an object"
             return parsed, f"expected {shape}"
-        for message in messages:
-            size = len(orjson.dumps(message))
-            if size > self._max_message_bytes:
-                return parsed, f"a message of {size} bytes exceeds {self._max_message_bytes}"
+        for number, message in enumerate(messages, start=1):
+            problem = spec_problem(message, self._max_message_bytes)
+            if problem:
+                return parsed, f"message {number}: {problem}"
         return parsed, ""
 
     def _answer(self, handler: Handler, request: ReceivedRequest, reply: Reply) -> None:
