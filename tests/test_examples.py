@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import importlib.util
 import os
 import re
 import subprocess
@@ -20,17 +21,13 @@ RUN_ELSEWHERE: Final = {
     "logging_dictconfig.py": "tests/test_handler_frontends.py",
     "logging_loguru.py": "tests/test_handler_frontends.py",
     "logging_structlog.py": "tests/test_handler_frontends.py",
-    "otel_flask_app.py": "tests/test_otel_subprocess.py",
-    "otel_logs.py": "tests/test_otel_subprocess.py",
-    "otel_sampling.py": "tests/test_otel_subprocess.py",
-    "otel_traces.py": "tests/test_otel_subprocess.py",
 }
 """Examples whose run, and expected output, is checked beside the feature they show."""
 
 
 def _run(name: str) -> subprocess.CompletedProcess[str]:
     """Run one example with no write key in the environment."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SEGMENT_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SEGMENT_", "OTEL_"))}
     return subprocess.run(
         [sys.executable, str(EXAMPLES / name)],
         capture_output=True,
@@ -46,7 +43,7 @@ class TestExamples:
 
     def test_every_example_is_run_by_a_test(self) -> None:
         """A new example must be run by a test: here, or listed with the test that runs it."""
-        tested_here = {"quickstart.py"}
+        tested_here = {"quickstart.py", *(p.name for p in EXAMPLES.glob("otel_*.py"))}
         assert sorted(tested_here | set(RUN_ELSEWHERE)) == sorted(
             p.name for p in EXAMPLES.glob("*.py")
         )
@@ -78,6 +75,31 @@ class TestExamples:
 
         assert {"structlog", "loguru", "flask", "opentelemetry-instrumentation-flask"} == imported
         assert imported <= extra
+
+    @pytest.mark.parametrize(
+        ("example", "expected"),
+        [
+            (
+                "otel_traces.py",
+                ['"Order Completed"', '"Coupon Applied"', "{plan=pro}", "error=true"],
+            ),
+            ("otel_sampling.py", ["requests: 200", "segment: 200 'Signed Up' events"]),
+            ("otel_logs.py", ['"Invoice Paid"', "amount=99.0", "identify  user=u1", "trace_id="]),
+            ("otel_flask_app.py", ["-> 201", '"Order Completed"', "order_id=o-17"]),
+        ],
+    )
+    def test_otel_example(self, example: str, expected: list[str]) -> None:
+        """Each examples/otel_*.py exits 0 and shows the messages Segment received."""
+        if example == "otel_flask_app.py" and not all(
+            importlib.util.find_spec(name)
+            for name in ("flask", "opentelemetry.instrumentation.flask")
+        ):
+            pytest.skip("needs the examples extra (flask, opentelemetry-instrumentation-flask)")
+        result = _run(example)
+
+        assert 0 == result.returncode, result.stderr
+        for text in expected:
+            assert text in result.stdout
 
 
 BASE: Final = ("otel_segment", "opentelemetry.sdk", "opentelemetry", "requests", "orjson")

@@ -159,3 +159,50 @@ class TestSamplers:
 
         assert "SegmentSampler{TraceIdRatioBased{1.0}}" == sampler.get_description()
         assert "OTEL_TRACES_SAMPLER_ARG" in caplog.text
+
+
+AUTO_SCRIPT = """
+from opentelemetry import _logs, trace
+from opentelemetry.sdk._configuration import _OTelSDKConfigurator
+
+_OTelSDKConfigurator().configure()
+attributes = {"segment.event": "Signed Up", "enduser.id": "u1"}
+with trace.get_tracer("auto").start_as_current_span("signup", attributes=attributes):
+    _logs.get_logger("auto").emit(event_name="Logged In", attributes={"enduser.id": "u1"})
+print("configured")
+"""
+
+
+class TestAutoConfiguration:
+    """OTEL_TRACES_EXPORTER=segment / OTEL_LOGS_EXPORTER=segment through the entry points."""
+
+    def test_env_configured_exporters(self, segment_server: ScriptedServer, tmp_path: Path) -> None:
+        """The SDK builds our exporters with no arguments; spans and logs arrive at exit."""
+        script = tmp_path / "auto.py"
+        script.write_text(AUTO_SCRIPT)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "SEGMENT_"))}
+        env.update(
+            OTEL_TRACES_EXPORTER="segment",
+            OTEL_LOGS_EXPORTER="segment",
+            OTEL_METRICS_EXPORTER="none",
+            OTEL_SERVICE_NAME="auto-service",
+            SEGMENT_WRITE_KEY="auto-key",
+            SEGMENT_HOST=segment_server.url,
+        )
+        result = subprocess.run(
+            [sys.executable, str(script)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env=env,
+            check=False,
+        )
+
+        assert 0 == result.returncode, result.stderr
+        assert "configured" in result.stdout
+        assert segment_server.wait_for_messages(2)
+        messages = sorted(segment_server.messages, key=lambda m: m["event"])
+        assert ["Logged In", "Signed Up"] == [m["event"] for m in messages]
+        assert {"auto-service"} == {m["context"]["app"]["name"] for m in messages}
+        assert messages[0]["context"]["trace"] == messages[1]["context"]["trace"]
+        assert "Basic YXV0by1rZXk6" == segment_server.requests[0].header("Authorization")

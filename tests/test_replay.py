@@ -24,7 +24,7 @@ from pythonjsonlogger.json import JsonFormatter
 
 from otel_segment.cli import main
 from otel_segment.cli.replay import INTERRUPTED
-from otel_segment.cli.replay_lines import line_message_id
+from otel_segment.cli.replay_lines import Parsed, Skipped, TimeZone, line_message_id, parse_line
 from otel_segment.sink import Sink
 
 if TYPE_CHECKING:
@@ -388,6 +388,37 @@ class TestHostileLines:
         assert reason in err
         assert f"{log}:2)" in err
         assert "Traceback" not in err
+
+
+class TestParseLine:
+    """parse_line() maps any bytes to a message or a reason; it never raises."""
+
+    @given(st.binary(max_size=300))
+    def test_any_bytes(self, line: bytes) -> None:
+        """Random bytes are skipped (or, rarely, parsed), never an exception."""
+        result = parse_line(line, 1, time_field="timestamp", zone=TimeZone())
+        assert isinstance(result, (Parsed, Skipped))
+
+    @given(
+        st.dictionaries(
+            st.sampled_from(["message", "timestamp", "created", "segment", "messageId", "x"]),
+            st.recursive(
+                st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+                lambda inner: (
+                    st.lists(inner, max_size=3)
+                    | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+                ),
+                max_leaves=10,
+            ),
+        )
+    )
+    def test_any_record(self, record: dict[str, Any]) -> None:
+        """Any JSON object, annotated or not, with any time value: a result, no exception."""
+        line = json.dumps(record).encode()
+        result = parse_line(line, 3, time_field="timestamp", zone=TimeZone(dt.UTC, "UTC"))
+        assert isinstance(result, (Parsed, Skipped))
+        if isinstance(result, Parsed):
+            assert result.fields["message_id"]
 
 
 class TestEndpointDown:
