@@ -28,6 +28,7 @@ from otel_segment.errors import (
     SpoolFullError,
     SpoolLockedError,
 )
+from otel_segment.identity import Identity, current_identity, identity, set_identity
 from otel_segment.pipeline.client import Client
 from otel_segment.pipeline.retry import RetryPolicy
 from otel_segment.sources.decorators import snapshot, tracked
@@ -51,6 +52,7 @@ __all__ = [
     "ClientClosedError",
     "DeliveryError",
     "EncodingError",
+    "Identity",
     "MessageTooLargeError",
     "OtelSegmentError",
     "PipelineMetrics",
@@ -69,14 +71,17 @@ __all__ = [
     "alias",
     "annotate",
     "configure",
+    "current_identity",
     "default_client",
     "flush",
     "group",
     "identify",
+    "identity",
     "instrument_metrics",
     "join",
     "page",
     "screen",
+    "set_identity",
     "shutdown",
     "snapshot",
     "track",
