@@ -67,10 +67,10 @@ def run_import(args: argparse.Namespace) -> int:
     status = 0
     with _interruptible(summary) as hurry:
         try:
-            for name in args.files:
-                if stop.is_set():
-                    break
-                _import_file(client, name, args, summary, stop)
+            summary.all_read = all(
+                not stop.is_set() and _import_file(client, name, args, summary, stop)
+                for name in args.files
+            )
             _drain(client, stop)
         except OSError as exc:
             print(f"otel-segment import: cannot read {exc.filename}: {exc}", file=sys.stderr)
@@ -102,7 +102,7 @@ def _interruptible(summary: Summary) -> Iterator[threading.Event]:
 
     def on_sigint(_signum: int, _frame: FrameType | None) -> None:
         if not summary.stopped.startswith(_INTERRUPTED_BY):
-            summary.stop(f"{_INTERRUPTED_BY}; the rest of the input was not read")
+            summary.stop(_INTERRUPTED_BY)
         elif not hurry.is_set():  # the second: also break a blocking read or wait
             hurry.set()
             raise KeyboardInterrupt
@@ -134,7 +134,8 @@ def _drain(client: Client, stop: threading.Event) -> bool:
 
 def _import_file(
     client: Client, name: str, args: argparse.Namespace, summary: Summary, stop: threading.Event
-) -> None:
+) -> bool:
+    """Import the lines of file *name* (``-``: stdin); ``False`` if stopped before its end."""
     zone = TimeZone() if args.zone is None else TimeZone(args.zone, str(args.zone))
     with contextlib.ExitStack() as stack:
         stream = (  # bytes: a line that is not UTF-8 is skipped, not the rest of the file
@@ -143,13 +144,14 @@ def _import_file(
         label = "stdin" if name == "-" else name
         for number, line in _progress(stream, label, disabled=args.no_progress):
             if stop.is_set():
-                return
+                return False
             summary.read += 1
             where = f"{label}:{number}"
             parsed = parse_line(line, number, time_field=args.timestamp_field, zone=zone)
             _import_line(client, parsed, where, summary)
             if summary.queued and summary.queued % _DRAIN_EVERY == 0:
                 _drain(client, stop)
+    return True
 
 
 def _import_line(client: Client, parsed: Parsed | Skipped, where: str, summary: Summary) -> None:

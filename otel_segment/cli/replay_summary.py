@@ -43,6 +43,7 @@ class Summary:
         self.refusal = ""  # why the client refused the last message at the call
         self.stopped = ""  # why the import stopped early
         self.endpoint_down = False  # stopped because the endpoint is unusable: wait no more
+        self.all_read = False  # every line of every file was read
 
     def skip(self, where: str, reason: str) -> None:
         """Count a line that is not sent, with where it is."""
@@ -99,7 +100,8 @@ class Summary:
             file=out,
         )
         if self.stopped:
-            print(f"  stopped early: {self.stopped}", file=out)
+            rest = "" if self.all_read else "; the rest of the input was not read"
+            print(f"  stopped early: {self.stopped}{rest}", file=out)
         for reason, count in self.failed.most_common():
             print(f"  failed {count}: {reason}", file=out)
         for reason, count in self.skipped.most_common():
