@@ -206,3 +206,51 @@ class TestAutoConfiguration:
         assert {"auto-service"} == {m["context"]["app"]["name"] for m in messages}
         assert messages[0]["context"]["trace"] == messages[1]["context"]["trace"]
         assert "Basic YXV0by1rZXk6" == segment_server.requests[0].header("Authorization")
+
+
+FALLBACK_SCRIPT = """
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+from otel_segment.sources.otel_auto import AutoLogExporter, AutoSpanExporter
+
+# No global SDK provider is set: each exporter exports as the plain one does.
+spans, logs = AutoSpanExporter(), AutoLogExporter()
+provider = TracerProvider()
+provider.add_span_processor(SimpleSpanProcessor(spans))
+with provider.get_tracer("t").start_as_current_span("s", attributes={
+        "segment.event": "Span Event", "enduser.id": "u1"}):
+    pass
+logger_provider = LoggerProvider()
+logger_provider.add_log_record_processor(SimpleLogRecordProcessor(logs))
+logger_provider.get_logger("l").emit(event_name="Log Event", attributes={"enduser.id": "u1"})
+assert spans.force_flush(5000) and logs.force_flush(5000)
+spans.shutdown()
+logs.shutdown()
+"""
+
+
+class TestFallback:
+    """Without the SDK's global providers, the auto exporters export like the plain ones."""
+
+    def test_exports_itself(self, segment_server: ScriptedServer, tmp_path: Path) -> None:
+        """A span and a log record reach Segment through the exporters' own export()."""
+        script = tmp_path / "fallback.py"
+        script.write_text(FALLBACK_SCRIPT)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "SEGMENT_"))}
+        env.update(SEGMENT_WRITE_KEY="k", SEGMENT_HOST=segment_server.url)
+
+        done = subprocess.run(
+            [sys.executable, str(script)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env=env,
+            check=False,
+        )
+
+        assert 0 == done.returncode, done.stderr
+        assert segment_server.wait_for_messages(2)
+        assert {"Span Event", "Log Event"} == {m["event"] for m in segment_server.messages}

@@ -28,7 +28,15 @@ from otel_segment.sources.log_mapping import ANNOTATION_KEY, annotation_fields
 if TYPE_CHECKING:
     import zoneinfo
 
-__all__ = ["ID_NAMESPACE", "Parsed", "Skipped", "TimeZone", "line_message_id", "parse_line"]
+__all__ = [
+    "ID_NAMESPACE",
+    "Parsed",
+    "Skipped",
+    "TimeZone",
+    "line_message_id",
+    "parse_line",
+    "record_time",
+]
 
 ID_NAMESPACE: Final = uuid.UUID("6f1c2f7e-3a51-5b1e-9a40-5e6d0c1b2a77")
 """The UUID-5 namespace of derived message ids (fixed: changing it breaks de-duplication)."""
