@@ -2,10 +2,10 @@
 Reading JSON back without losing integers.
 
 orjson reads an integer beyond 64 bits as a float (``2**70`` comes back as
-``1.1805916207174113e+21``), and refuses to write one. Messages may carry such integers
-(they go on the wire digit for digit), so wherever the library decodes a message again
-(what ``on_error`` is handed, what the local sink shows and records) it reads with
-:func:`loads`, which keeps every digit. Standard library and orjson only.
+``1.1805916207174113e+21``). Messages may carry such integers (they go on the wire digit
+for digit), so wherever the library decodes a message again (what ``on_error`` is handed,
+what the local sink shows and records) it reads with :func:`loads`, which keeps every
+digit. Standard library and orjson only.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any, Final
 
 import orjson
 
-__all__ = ["dumps_compact", "loads"]
+__all__ = ["loads"]
 
 # A run of 19 digits may be an integer orjson cannot hold: i64 ends at 9223372036854775807
 # (19 digits), u64 at 18446744073709551615 (20). Digits inside strings match too; they only
@@ -34,14 +34,6 @@ def loads(data: bytes) -> Any:
     if _LONG_DIGITS.search(data) is None:
         return orjson.loads(data)  # ~10x faster than json.loads, exact for these
     return json.loads(data, parse_constant=_refuse_constant)
-
-
-def dumps_compact(value: Any) -> bytes:
-    """Encode plain JSON values compactly; integers beyond 64 bits are written in full."""
-    try:
-        return orjson.dumps(value)
-    except orjson.JSONEncodeError:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def _refuse_constant(name: str) -> Any:

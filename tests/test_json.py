@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from otel_segment._json import dumps_compact, loads
+from otel_segment._json import loads
 
 
 class TestLoads:
@@ -32,13 +32,3 @@ class TestLoads:
         """NaN, Infinity and broken JSON are a ValueError, on both parsers."""
         with pytest.raises(ValueError, match=r"."):
             loads(data)
-
-
-class TestDumpsCompact:
-    """Plain values are written compactly, big integers in full."""
-
-    def test_big_integer(self) -> None:
-        """An integer beyond 64 bits is written digit for digit."""
-        assert b'{"n":1180591620717411303424,"t":"\xc3\xa9"}' == dumps_compact(
-            {"n": 2**70, "t": "\u00e9"}
-        )
