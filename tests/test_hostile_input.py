@@ -25,7 +25,7 @@ from opentelemetry.sdk.trace import TracerProvider
 
 import otel_segment
 from otel_segment import Client, SegmentHandler
-from otel_segment.sink import Sink
+from otel_segment.sink import Sink, format_message
 
 if TYPE_CHECKING:
     import logging
@@ -294,6 +294,7 @@ class TestBigIntegers:
         [message] = request.messages
         assert self.BIG == message["properties"]
         assert str(2**70) in request.body.decode()
+        assert str(2**70) in format_message(message)  # what `otel-segment sink` shows
 
     def test_on_error(self, segment_server: ScriptedServer) -> None:
         """on_error is handed the integers as ints, not floats."""
