@@ -156,6 +156,24 @@ class TestExport:
         assert ["u1"] == [m["userId"] for m in delivered(gateway, sink, 1)]
         assert 2.0 == metric(gateway, 'otel_segment_gateway_records_total{outcome="rejected"')
 
+    def test_an_oversize_message_is_rejected(self, gateway: Gateway, sink: Sink) -> None:
+        """A message over max_message_bytes is named in the partial success, not queued."""
+        request = logs_request(
+            [
+                {
+                    "event_name": "Big",
+                    "attributes": {"enduser.id": "u1", "segment.properties.blob": "x" * 40_000},
+                },
+                {"event_name": "Small", "attributes": {"enduser.id": "u2"}},
+            ]
+        )
+        response = post(gateway, "/v1/logs", request.SerializeToString(), PROTOBUF)
+        answer = ExportLogsServiceResponse.FromString(response.content)
+        assert 1 == answer.partial_success.rejected_log_records
+        assert "max_message_bytes" in answer.partial_success.error_message
+        assert ["Small"] == [m["event"] for m in delivered(gateway, sink, 1)]
+        assert 1 == gateway.client.stats()["rejected"]
+
     def test_partial_success_in_json(self, gateway: Gateway) -> None:
         """The partial success of a JSON request is OTLP JSON (int64 as a string)."""
         request = spans_request([{"attributes": {"segment.type": "alias"}}])
