@@ -12,9 +12,11 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import requests
-from _gateway import gateway_client, logs_request, serving, spans_request
+from _gateway import gateway_client, key_values, logs_request, serving, spans_request
 from _helpers import WRITE_KEY
 from _otel import RESOURCE, shut_down_after
+from hypothesis import given
+from hypothesis import strategies as st
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk._logs import LoggerProvider
@@ -153,8 +155,28 @@ class TestSameMapping:
         assert direct == through_gateway
 
 
+_SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**63 - 1)
+    | st.floats(allow_nan=False)
+    | st.text()
+    | st.binary()
+)
+_ANY_VALUES = st.recursive(
+    _SCALARS,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+)
+
+
 class TestAttributeValues:
     """Every AnyValue kind becomes the value the SDK would hold."""
+
+    @given(st.dictionaries(st.text(), _ANY_VALUES, max_size=6))
+    def test_any_value_trees_convert_exactly(self, values: dict[str, Any]) -> None:
+        """Any nesting of AnyValues converts to the same Python values, exactly."""
+        assert values == attributes(key_values(values))
 
     def test_every_any_value_kind(self) -> None:
         """Strings, bools, int64 (exact), doubles, bytes, arrays, key-value lists, empty."""

@@ -88,6 +88,13 @@ def add_gateway(commands: Any) -> None:
         "--spool", metavar="PATH", help="SQLite spool: acknowledge only what is committed to it"
     )
     segment.add_argument(
+        "--spool-max-bytes",
+        type=_positive_int,
+        default=64 * _MIB,
+        help="message bytes the spool holds at most; beyond, the oldest are dropped "
+        "(default 64 MiB)",
+    )
+    segment.add_argument(
         "--flush-at", type=_positive_int, default=100, help="messages per batch (default 100)"
     )
     segment.add_argument(
@@ -142,6 +149,7 @@ def run_gateway(args: argparse.Namespace) -> int:
             args.write_key,
             args.host,
             spool=args.spool,
+            spool_max_bytes=args.spool_max_bytes,
             flush_at=args.flush_at,
             flush_interval=args.flush_interval,
             max_queue_size=args.max_queue_size,
