@@ -1,0 +1,90 @@
+"""Whole requests through the client: encode(), enqueue_all() and wait_durable()."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pytest
+
+from otel_segment import MessageTooLargeError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from _helpers import Clients
+    from _server import ScriptedServer
+
+    from otel_segment import Client
+
+
+class TestEncode:
+    """encode() builds and checks a message as message() would, without queueing it."""
+
+    def test_the_wire_message(self, clients: Clients, segment_server: ScriptedServer) -> None:
+        """The bytes are the message message() would send; nothing is queued."""
+        client = clients()
+        data = client.encode("track", user_id="u1", event="E", properties={"n": 1})
+        assert 0 == client.stats()["enqueued"]
+        assert client.enqueue_all([data])
+        assert client.flush(5)
+        [message] = segment_server.messages
+        assert ("track", "u1", "E", {"n": 1}) == (
+            message["type"],
+            message["userId"],
+            message["event"],
+            message["properties"],
+        )
+
+    @pytest.mark.parametrize(
+        ("kind", "fields", "error"),
+        [
+            ("track", {"event": "E"}, ValueError),
+            ("teleport", {"user_id": "u"}, ValueError),
+            (
+                "track",
+                {"user_id": "u", "event": "E", "properties": {"x": "y" * 40_000}},
+                MessageTooLargeError,
+            ),
+        ],
+    )
+    def test_invalid_messages_raise_and_count(
+        self, clients: Clients, kind: str, fields: dict[str, object], error: type[Exception]
+    ) -> None:
+        """No user, an unknown type, an oversize message: raised and counted as rejected."""
+        client = clients()
+        with pytest.raises(error):
+            client.encode(kind, **fields)
+        assert 1 == client.stats()["rejected"]
+
+
+class TestEnqueueAll:
+    """enqueue_all() queues a whole request or none of it."""
+
+    def test_all_or_nothing(self, clients: Clients, segment_server: ScriptedServer) -> None:
+        """Past the queue bound nothing is queued and nothing counted as dropped."""
+        segment_server.hang(1.0)
+        client = clients(max_queue_size=4, max_in_flight=1, flush_at=1)
+        first = [client.encode("track", user_id="u", event=f"E{n}") for n in range(3)]
+        assert client.enqueue_all(first)
+        assert segment_server.wait_for_requests(1, 5)  # the first batch is in flight
+        assert client.enqueue_all(first[:2])
+        assert not client.enqueue_all(first)  # 2 queued + 3 > 4
+        stats = client.stats()
+        assert (5, 0, 2) == (stats["enqueued"], stats["dropped"], stats["queued"])
+        assert client.flush(10)
+        assert 5 == len(segment_server.messages)
+
+    def test_spooled_and_durable(
+        self, spooled: Callable[..., Client], segment_server: ScriptedServer
+    ) -> None:
+        """With a spool, wait_durable() returns once the request is committed."""
+        client = spooled(segment_server.url)
+        data = [client.encode("track", user_id="u", event=f"E{n}") for n in range(4)]
+        assert client.enqueue_all(data)
+        assert client.wait_durable(5)
+        assert client.flush(5)
+        assert 4 == len(segment_server.messages)
+
+    def test_in_memory_wait_durable_is_immediate(self, clients: Clients) -> None:
+        """Without a spool there is nothing to wait for."""
+        assert clients().wait_durable(0)
