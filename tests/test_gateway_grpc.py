@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import grpc
 import pytest
-from _gateway import gateway_client, serving, spans_request, tracks
+from _gateway import gateway_client, logs_request, serving, spans_request, tracks
 from google.rpc.error_details_pb2 import RetryInfo
 from google.rpc.status_pb2 import Status
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
@@ -131,6 +131,23 @@ class TestRefusals:
             with pytest.raises(grpc.RpcError) as caught:
                 call(channel_to, gateway, LOGS_EXPORT, tracks(100).SerializeToString())
             assert grpc.StatusCode.RESOURCE_EXHAUSTED == caught.value.code()
+
+    def test_a_gzip_bomb_is_resource_exhausted(
+        self, sink: Sink, channel_to: list[grpc.Channel]
+    ) -> None:
+        """The limit holds after decompression: a small gzip call that inflates past it."""
+        with serving(gateway_client(sink.url), max_body_bytes=64 * 1024) as gateway:
+            bomb = logs_request([{"attributes": {"padding": "\0" * (8 * 1024 * 1024)}}])
+            with pytest.raises(grpc.RpcError) as caught:
+                call(
+                    channel_to,
+                    gateway,
+                    LOGS_EXPORT,
+                    bomb.SerializeToString(),
+                    compression=grpc.Compression.Gzip,
+                )
+            assert grpc.StatusCode.RESOURCE_EXHAUSTED == caught.value.code()
+            call(channel_to, gateway, LOGS_EXPORT, tracks(1).SerializeToString())
 
     def test_token(self, sink: Sink, channel_to: list[grpc.Channel]) -> None:
         """Without the token: UNAUTHENTICATED; with it in the metadata: accepted."""
