@@ -185,3 +185,37 @@ class TestReplicas:
                 k * 10_000 + n * 100 + i for k in range(4) for n in range(10) for i in range(100)
             )
             assert expected == seqs(sink.messages)
+
+
+class TestStartup:
+    """A gateway that cannot listen says so and exits 1."""
+
+    def test_address_in_use(self, processes: list[GatewayProcess]) -> None:
+        """A second gateway on a port in use: a JSON log line, exit status 1."""
+        with Sink() as sink:
+            first = GatewayProcess(sink.url)
+            processes.append(first)
+            second = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "otel_segment",
+                    "gateway",
+                    "--write-key",
+                    "k",
+                    "--host",
+                    sink.url,
+                    "--http",
+                    f"127.0.0.1:{first.http_port}",
+                    "--grpc",
+                    "none",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
+            )
+            assert 0 == first.terminate()
+        last = json.loads(second.stderr.splitlines()[-1])
+        assert (1, "ERROR") == (second.returncode, last["levelname"])
+        assert last["message"].startswith("cannot listen")

@@ -161,7 +161,13 @@ def run_gateway(args: argparse.Namespace) -> int:
         print(f"otel-segment gateway: {error}", file=sys.stderr)
         return 2
     _log_json()
-    return 0 if run(Gateway(config, client)) else 1
+    try:
+        drained = run(Gateway(config, client))
+    except OSError as error:  # an address in use or not ours
+        logging.getLogger("otel_segment.gateway").error("cannot listen: %s", error)  # noqa: TRY400
+        client.shutdown(0)
+        return 1
+    return 0 if drained else 1
 
 
 def _log_json() -> None:
