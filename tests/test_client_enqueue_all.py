@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import pytest
+from _helpers import FAST_RETRY
 
 from otel_segment import MessageTooLargeError
 
@@ -88,3 +89,24 @@ class TestEnqueueAll:
     def test_in_memory_wait_durable_is_immediate(self, clients: Clients) -> None:
         """Without a spool there is nothing to wait for."""
         assert clients().wait_durable(0)
+
+    def test_a_full_spool_refuses_instead_of_dropping(
+        self, spooled: Callable[..., Client], segment_server: ScriptedServer
+    ) -> None:
+        """Past spool_max_bytes, enqueue_all refuses: nothing accepted is dropped later."""
+        segment_server.respond_many(503, 50)
+        client = spooled(
+            segment_server.url, spool_max_bytes=3000, max_message_bytes=1000, retry=FAST_RETRY
+        )
+        accepted = 0
+        while accepted < 100:
+            batch = [
+                client.encode("track", user_id="u", event=f"E{accepted + n}") for n in range(2)
+            ]
+            if not client.enqueue_all(batch):
+                break
+            accepted += len(batch)
+            assert client.wait_durable(5)
+        assert 0 < accepted < 100
+        stats = client.stats()
+        assert (0, 0, accepted) == (stats["dropped"], stats["failed"], stats["enqueued"])

@@ -87,11 +87,20 @@ class SpooledProcessor(SpoolFeed):
         return False
 
     def enqueue_all(self, items: Sequence[bytes]) -> bool:
-        """Queue all of *items* for the spool, or none (see the base class); no drop counted."""
+        """
+        Queue all of *items* for the spool, or none (see the base class); no drop counted.
+
+        Also none when they would take the spool past ``spool_max_bytes``: what a caller
+        was told is kept must not be dropped later to make room (the oldest rows are).
+        """
         with self._wlock:
-            if self._spool is not None and not self._closing:
+            spool = self._spool
+            if spool is not None and not self._closing:
                 pending = self._pending
                 if len(pending) + len(items) > self._max_queue_size:
+                    return False
+                adding = sum(map(len, items)) + sum(map(len, pending))
+                if spool.total_bytes + adding > spool.max_bytes:
                     return False
                 pending.extend(items)
                 self._offered += len(items)
