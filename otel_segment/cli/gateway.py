@@ -41,7 +41,12 @@ def add_gateway(commands: Any) -> None:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    listen = command.add_argument_group("listening")
+    _add_listening(command.add_argument_group("listening"))
+    _add_delivery(command.add_argument_group("delivery (the client's options)"))
+    command.set_defaults(run=run_gateway)
+
+
+def _add_listening(listen: argparse._ArgumentGroup) -> None:
     listen.add_argument(
         "--http",
         type=_address,
@@ -73,7 +78,9 @@ def add_gateway(commands: Any) -> None:
         default=30.0,
         help="seconds to drain at SIGTERM (default 30)",
     )
-    segment = command.add_argument_group("delivery (the client's options)")
+
+
+def _add_delivery(segment: argparse._ArgumentGroup) -> None:
     segment.add_argument(
         "--write-key",
         default=os.environ.get(ENV_WRITE_KEY),
@@ -119,7 +126,6 @@ def add_gateway(commands: Any) -> None:
     segment.add_argument(
         "--timeout", type=_positive_float, default=15.0, help="seconds per request (default 15)"
     )
-    command.set_defaults(run=run_gateway)
 
 
 def run_gateway(args: argparse.Namespace) -> int:

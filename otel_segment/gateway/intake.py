@@ -11,8 +11,7 @@ while the request's other records go ahead.
 
 from __future__ import annotations
 
-import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
@@ -30,8 +29,6 @@ if TYPE_CHECKING:
     from otel_segment.pipeline.client import Client
 
 __all__ = ["Intake", "Outcome"]
-
-_logger = logging.getLogger("otel_segment.gateway")
 
 _REASONS_SHOWN: Final = 3
 
@@ -85,47 +82,63 @@ class Intake:
             BodyError: 413 when the request holds more messages than the queue can
                 ever hold (it could never be accepted; the sender must split it).
         """
-        received = ignored = rejected = 0
-        reasons: list[str] = []
-        encoded: list[bytes] = []
-        client = self._client
-        for mapped in _mapped(request):
-            received += 1
-            if isinstance(mapped, Exception):
-                rejected += 1
-                _note(reasons, mapped)
-                continue
-            if not mapped:
-                ignored += 1
-                continue
-            failed = False
-            for kind, fields in mapped:
-                try:
-                    encoded.append(client.encode(str(kind), **fields))
-                except (TypeError, ValueError) as error:  # counted by the client
-                    failed = True
-                    _note(reasons, error)
-            rejected += failed
-        if len(encoded) > self._capacity:
-            raise BodyError(
-                413,
-                f"the request holds {len(encoded)} messages; the gateway's queue takes "
-                f"{self._capacity} at most: send smaller requests",
-            )
-        verdict = ACCEPTED
-        if encoded:
-            try:
-                verdict = ACCEPTED if client.enqueue_all(encoded) else FULL
-            except ClientClosedError:
-                verdict = CLOSED
+        try:
+            tally = self._encode(request)
+            if len(tally.encoded) > self._capacity:
+                raise BodyError(
+                    413,
+                    f"the request holds {len(tally.encoded)} messages; the gateway's queue "
+                    f"takes {self._capacity} at most: send smaller requests",
+                )
+            full = bool(tally.encoded) and not self._client.enqueue_all(tally.encoded)
+            verdict = FULL if full else ACCEPTED
+        except ClientClosedError:  # the gateway is draining
+            return Outcome(CLOSED, 0, 0, 0, 0, "")
         return Outcome(
             verdict=verdict,
-            received=received,
-            ignored=ignored,
-            rejected=rejected,
-            queued=len(encoded) if verdict == ACCEPTED else 0,
-            error="; ".join(reasons),
+            received=tally.received,
+            ignored=tally.ignored,
+            rejected=tally.rejected,
+            queued=len(tally.encoded) if verdict == ACCEPTED else 0,
+            error="; ".join(tally.reasons),
         )
+
+    def _encode(self, request: Message) -> _Tally:
+        """Map every record and encode its messages; count and explain what fails."""
+        tally = _Tally()
+        encode = self._client.encode
+        for mapped in _mapped(request):
+            tally.received += 1
+            if isinstance(mapped, Exception):
+                tally.reject(mapped)
+            elif not mapped:
+                tally.ignored += 1
+            else:
+                errors = []
+                for kind, fields in mapped:
+                    try:
+                        tally.encoded.append(encode(str(kind), **fields))
+                    except (TypeError, ValueError) as error:  # counted by the client
+                        errors.append(error)
+                if errors:
+                    tally.reject(errors[0])
+        return tally
+
+
+@dataclass(slots=True)
+class _Tally:
+    """What mapping a request came to (mutable while it is counted)."""
+
+    received: int = 0
+    ignored: int = 0
+    rejected: int = 0
+    encoded: list[bytes] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+
+    def reject(self, error: Exception) -> None:
+        self.rejected += 1
+        if len(self.reasons) < _REASONS_SHOWN:
+            self.reasons.append(f"{type(error).__name__}: {error}")
 
 
 def _mapped(request: Message) -> Iterator[Mapped]:
@@ -134,8 +147,3 @@ def _mapped(request: Message) -> Iterator[Mapped]:
     if isinstance(request, ExportTraceServiceRequest):
         return spans(request)
     raise TypeError(f"not an OTLP logs or traces export request: {type(request).__name__}")
-
-
-def _note(reasons: list[str], error: Exception) -> None:
-    if len(reasons) < _REASONS_SHOWN:
-        reasons.append(f"{type(error).__name__}: {error}")

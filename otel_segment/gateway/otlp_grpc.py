@@ -13,7 +13,6 @@ itself enforces ``max_body_bytes`` (after decompression) and handles gzip.
 
 from __future__ import annotations
 
-import logging
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Final
 
@@ -33,8 +32,6 @@ if TYPE_CHECKING:
     from otel_segment.gateway.service import ExportService
 
 __all__ = ["handlers"]
-
-_logger = logging.getLogger("otel_segment.gateway")
 
 _DETAILS_KEY: Final = "grpc-status-details-bin"
 # The OpenTelemetry Python exporter reads a bare RetryInfo under this key instead.

@@ -18,7 +18,6 @@ Memory stays bounded whatever the load: a body is refused past ``max_body_bytes`
 from __future__ import annotations
 
 import asyncio
-import logging
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, Final
 
@@ -54,8 +53,6 @@ if TYPE_CHECKING:
     Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 __all__ = ["HttpApp"]
-
-_logger = logging.getLogger("otel_segment.gateway")
 
 _SIGNALS: Final = {LOGS.path: LOGS, TRACES.path: TRACES}
 _GRPC_CODE: Final = {
