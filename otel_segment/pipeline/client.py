@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Final, Self
 from opentelemetry import trace as otel_trace
 
 from otel_segment.errors import ClientClosedError, MessageTooLargeError
+from otel_segment.pipeline import capture as _capture
 from otel_segment.pipeline import messages, tracking
 from otel_segment.pipeline import options as _options
 from otel_segment.pipeline.assembly import build_processor
@@ -27,6 +28,7 @@ from otel_segment.pipeline.config import (
     ClientConfig,
 )
 from otel_segment.pipeline.encoding import dumps
+from otel_segment.pipeline.hooks import message_hooks
 from otel_segment.pipeline.lifecycle import deadline_after, remaining
 from otel_segment.pipeline.options import DEFAULT_HOST, ENV_HOST, ENV_WRITE_KEY
 from otel_segment.pipeline.periodic import Periodic
@@ -38,7 +40,9 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from types import TracebackType
 
+    from otel_segment.pipeline.config import OnViolation
     from otel_segment.pipeline.retry import RetryPolicy
+    from otel_segment.plans import TrackingPlan
 
 __all__ = [
     "DEFAULT_HOST",
@@ -89,6 +93,14 @@ class Client:
             the oldest spooled messages are dropped, counted and reported.
         max_in_flight: Requests under way at once.
         exit_timeout: Seconds the queue may take to drain at interpreter exit.
+        before_send: ``callable(message) -> message | None``, called on the caller's
+            thread with each complete message before the plan check and encoding;
+            ``None`` drops it (``stats()["filtered"]``); an exception rejects it.
+        super_properties: Merged under every track's, page's and screen's properties.
+        plan: A :class:`~otel_segment.TrackingPlan` every message is checked against.
+        on_violation: What a violation does: ``"report"`` (count, ``on_error``, send),
+            ``"drop"`` (also do not send) or ``"raise"`` (also raise
+            :class:`~otel_segment.PlanViolation` from direct calls; sources drop).
 
     Raises:
         TypeError: An option has the wrong type.
@@ -125,6 +137,10 @@ class Client:
         upload_size: int | None = None,
         upload_interval: float | None = None,
         max_retries: int | None = None,
+        before_send: Callable[[dict[str, Any]], dict[str, Any] | None] | None = None,
+        super_properties: Mapping[str, Any] | None = None,
+        plan: TrackingPlan | None = None,
+        on_violation: OnViolation = "report",
     ) -> None:
         config = ClientConfig.resolve(
             write_key=write_key,
@@ -152,6 +168,10 @@ class Client:
             upload_size=upload_size,
             upload_interval=upload_interval,
             max_retries=max_retries,
+            before_send=before_send,
+            super_properties=super_properties,
+            plan=plan,
+            on_violation=on_violation,
         )
         self.config: Final = config
         # segment-analytics-python's client attributes, echoing what was passed.
@@ -167,6 +187,7 @@ class Client:
             dict(config.default_context), {"library": messages.LIBRARY}
         )
         self._processor = build_processor(config)
+        self._hooks = message_hooks(config, self._processor)  # None: no hooks configured
         self._periodic = Periodic()
         self._closed = False
         _LIVE.add(self)
@@ -328,7 +349,9 @@ class Client:
         Send a message of *type* (``"track"``, ``"identify"`` ...) from keyword *fields*.
 
         The entry point for sources that decide the type at run time (log records,
-        spans); the fields are those of the matching call.
+        spans); the fields are those of the matching call. A message breaking the
+        tracking plan is never raised from here, whatever ``on_violation`` says: it is
+        dropped (and reported) instead.
 
         Raises:
             ValueError: *type* is not one of the six Segment calls.
@@ -338,14 +361,21 @@ class Client:
             raise ValueError(
                 f"type must be one of {', '.join(messages.MESSAGE_TYPES)}, got {type!r}"
             )
-        return self._send(functools.partial(builder, **fields), ())
+        return self._send(functools.partial(builder, **fields), (), raising=False)
 
     # -- the pipeline ----------------------------------------------------------------
 
-    def _send(self, builder: Callable[..., messages.Message], fields: tuple[Any, ...]) -> Result:
+    def _send(  # noqa: C901 - the hot path, kept in one frame
+        self,
+        builder: Callable[..., messages.Message],
+        fields: tuple[Any, ...],
+        *,
+        raising: bool = True,
+    ) -> Result:
         """Build a message from the call's *fields* (positional), encode it and queue it."""
         if self._closed:
             raise ClientClosedError("this client was shut down; create a new one")
+        hooks = self._hooks
         try:
             msg = builder(self._base_context, *fields)
             span = otel_trace.get_current_span().get_span_context()
@@ -354,10 +384,16 @@ class Client:
                     "trace_id": format(span.trace_id, "032x"),
                     "span_id": format(span.span_id, "016x"),
                 }
-            data = dumps(msg)
+            if hooks is None:
+                data = dumps(msg)
         except (TypeError, ValueError):
             self._processor.count_rejected()
             raise
+        if hooks is not None:  # super_properties, before_send, the plan: pipeline/hooks.py
+            msg, encoded = hooks.run(msg, raising=raising)
+            if encoded is None:
+                return False, msg
+            data = encoded
         if len(data) > self.config.max_message_bytes:
             error = MessageTooLargeError(
                 f"{msg['type']} message is {len(data)} bytes encoded; "
@@ -365,6 +401,8 @@ class Client:
             )
             self._processor.reject(msg, error)
             return False, msg
+        if _capture.active and not _capture.record(data):  # testing.capture(): not sent
+            return True, msg
         if not self.send:
             return True, msg
         if self.sync_mode:

@@ -52,15 +52,8 @@ Decoratable = TypeVar(
 class Sender(Protocol):
     """The part of a client a tracker sends through."""
 
-    def track(
-        self,
-        user_id: _Id = None,
-        event: str | None = None,
-        properties: Mapping[str, Any] | None = None,
-        *,
-        anonymous_id: _Id = None,
-    ) -> tuple[bool, Message]:
-        """Send a track call."""
+    def message(self, type: str, **fields: Any) -> tuple[bool, Message]:
+        """Send a message of *type*; never raises a tracking-plan violation."""
 
     def reject(self, error: Exception) -> None:
         """Count and log a message that could not be built."""
@@ -234,8 +227,12 @@ class Tracker:
             client.reject(ValueError(f"{self.where}: {type(exc).__name__}: {_message(exc)}"))
             return
         try:
-            client.track(
-                user_id=user_id, event=self._event, properties=properties, anonymous_id=anonymous_id
+            client.message(  # message(): a plan violation is dropped and reported, not raised
+                "track",
+                user_id=user_id,
+                event=self._event,
+                properties=properties,
+                anonymous_id=anonymous_id,
             )
         except Exception as exc:  # noqa: BLE001 - counted by the client where it applies
             _logger.warning("%s: the event was not sent: %s", self.where, exc)
