@@ -20,13 +20,16 @@ from otel_segment.errors import (
     ClientClosedError,
     DeliveryError,
     EncodingError,
+    FieldViolation,
     MessageTooLargeError,
     OtelSegmentError,
+    PlanViolation,
     QueueFullError,
     ShutdownError,
     SpoolError,
     SpoolFullError,
     SpoolLockedError,
+    TrackingPlanError,
 )
 from otel_segment.pipeline.client import Client
 from otel_segment.pipeline.retry import RetryPolicy
@@ -38,6 +41,7 @@ if TYPE_CHECKING:
 
     from otel_segment.pipeline.batching import ErrorCallback
     from otel_segment.pipeline.client import Result
+    from otel_segment.plans import TrackingPlan
     from otel_segment.sources.otel import (
         SegmentLogExporter,
         SegmentSampler,
@@ -51,9 +55,11 @@ __all__ = [
     "ClientClosedError",
     "DeliveryError",
     "EncodingError",
+    "FieldViolation",
     "MessageTooLargeError",
     "OtelSegmentError",
     "PipelineMetrics",
+    "PlanViolation",
     "QueueFullError",
     "RetryPolicy",
     "SegmentHandler",
@@ -65,6 +71,8 @@ __all__ = [
     "SpoolError",
     "SpoolFullError",
     "SpoolLockedError",
+    "TrackingPlan",
+    "TrackingPlanError",
     "__version__",
     "alias",
     "annotate",
@@ -110,6 +118,8 @@ _LAZY: dict[str, str] = {
     "SegmentSampler": "otel_segment.sources.otel",
     "SegmentSpanExporter": "otel_segment.sources.otel",
     "SegmentSpanProcessor": "otel_segment.sources.otel",
+    # and jsonschema-rs only for code that loads a tracking plan
+    "TrackingPlan": "otel_segment.plans",
 }
 
 
