@@ -16,7 +16,7 @@ import dataclasses
 from typing import TYPE_CHECKING, Any, Final
 
 from otel_segment.errors import TrackingPlanError
-from otel_segment.plans.schema import Schema, compile_schema
+from otel_segment.plans.schema import Schema, check_schema, compile_schema
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -132,4 +132,5 @@ def plain_rules(document: Mapping[str, Any], source: str) -> list[Rule]:
 def _plain_rule(kind: str, key: str, payload: object, source: str, where: str) -> Rule:
     if not isinstance(payload, (dict, bool)):
         raise TrackingPlanError(source, where, "expected a JSON Schema (an object)")
+    check_schema(payload, source, where)  # so that errors name the place as written
     return Rule(kind, key, 1, compile_schema(payload_schema(kind, payload), source, where))

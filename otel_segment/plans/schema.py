@@ -24,7 +24,7 @@ from otel_segment.errors import FieldViolation, TrackingPlanError
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
 
-__all__ = ["Schema", "compile_schema"]
+__all__ = ["Schema", "check_schema", "compile_schema"]
 
 _DRAFTS: Final = {
     "http://json-schema.org/draft-04/schema": jsonschema_rs.Draft4Validator,
@@ -84,11 +84,17 @@ class Schema:
 
     def is_valid(self, message: Mapping[str, Any]) -> bool:
         """Whether *message* conforms (the fast path: no error objects are built)."""
-        return bool(self._validator.is_valid(message))
+        try:
+            return bool(self._validator.is_valid(message))
+        except ValueError:  # a value JSON cannot hold (datetime, Decimal ...)
+            return False
 
     def errors(self, message: Mapping[str, Any]) -> tuple[FieldViolation, ...]:
         """Every way *message* breaks the schema, one per field and rule."""
-        return tuple(_violations(self._validator.iter_errors(message)))
+        try:
+            return tuple(_violations(self._validator.iter_errors(message)))
+        except ValueError as exc:
+            return (FieldViolation("", "type", f"not JSON data: {exc}"),)
 
 
 def compile_schema(document: object, source: str, location: str) -> Schema:
@@ -118,6 +124,18 @@ def compile_schema(document: object, source: str, location: str) -> Schema:
         first_line = str(exc).strip().splitlines()[0]
         raise TrackingPlanError(source, location, f"invalid JSON Schema: {first_line}") from None
     return Schema(document, location, validator)
+
+
+def check_schema(document: object, source: str, location: str) -> None:
+    """
+    Check a JSON Schema for what the library supports, without compiling it.
+
+    Raises:
+        TrackingPlanError: It uses a later draft, or a ``$ref`` that leaves the document.
+    """
+    if isinstance(document, dict):
+        _draft(document, source, location)
+        _check(document, source, location, 0)
 
 
 def _draft(document: Mapping[str, Any], source: str, location: str) -> Any:
