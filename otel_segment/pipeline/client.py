@@ -493,8 +493,9 @@ class Client:
 
         Keys: ``enqueued``, ``delivered``, ``dropped`` (queue full or closed),
         ``rejected`` (invalid or oversize), ``failed`` (given up), ``retried``
-        (requests sent again), ``batches`` and ``bytes`` (delivered), and ``queued``
-        (waiting now); with a spool also ``spooled`` (messages in the spool file).
+        (requests sent again), ``batches`` and ``bytes`` (delivered), ``filtered``
+        (dropped by ``before_send``), ``violations`` (broke the tracking plan), and
+        ``queued`` (waiting now); with a spool also ``spooled`` (messages in the spool file).
         """
         return self._processor.stats()
 

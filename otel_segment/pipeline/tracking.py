@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar, cast
 
 import wrapt
 
+from otel_segment.errors import PlanViolation
 from otel_segment.pipeline.arguments import ArgumentPath, Binder
 from otel_segment.pipeline.batching import in_pipeline
 from otel_segment.pipeline.call_wrappers import wrapper_for
@@ -52,8 +53,15 @@ Decoratable = TypeVar(
 class Sender(Protocol):
     """The part of a client a tracker sends through."""
 
-    def message(self, type: str, **fields: Any) -> tuple[bool, Message]:
-        """Send a message of *type*; never raises a tracking-plan violation."""
+    def track(
+        self,
+        user_id: _Id = None,
+        event: str | None = None,
+        properties: Mapping[str, Any] | None = None,
+        *,
+        anonymous_id: _Id = None,
+    ) -> tuple[bool, Message]:
+        """Send a track call."""
 
     def reject(self, error: Exception) -> None:
         """Count and log a message that could not be built."""
@@ -227,13 +235,11 @@ class Tracker:
             client.reject(ValueError(f"{self.where}: {type(exc).__name__}: {_message(exc)}"))
             return
         try:
-            client.message(  # message(): a plan violation is dropped and reported, not raised
-                "track",
-                user_id=user_id,
-                event=self._event,
-                properties=properties,
-                anonymous_id=anonymous_id,
+            client.track(
+                user_id=user_id, event=self._event, properties=properties, anonymous_id=anonymous_id
             )
+        except PlanViolation:  # on_violation="raise": already counted, reported and logged
+            pass
         except Exception as exc:  # noqa: BLE001 - counted by the client where it applies
             _logger.warning("%s: the event was not sent: %s", self.where, exc)
 
