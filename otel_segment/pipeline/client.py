@@ -390,7 +390,7 @@ class Client:
             self._processor.count_rejected()
             raise
         if hooks is not None:  # super_properties, before_send, the plan: pipeline/hooks.py
-            msg, encoded = hooks.run(msg, raising=raising)
+            msg, encoded = hooks(msg, raising)
             if encoded is None:
                 return False, msg
             data = encoded

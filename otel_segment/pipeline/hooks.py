@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
 import orjson
@@ -48,12 +49,23 @@ _WARNING_INTERVAL_SECONDS: Final = 10.0
 Outcome = tuple["Message", bytes | None]
 """The message as it stands, and its encoding, or ``None`` when it is not to be sent."""
 
+Runner = Callable[["Message", bool], Outcome]
+"""``run(message, raising)``: what the client calls per message (see :meth:`MessageHooks.run`)."""
 
-def message_hooks(config: ClientConfig, processor: BatchProcessor) -> MessageHooks | None:
-    """The hooks *config* asks for, or ``None`` when it asks for none (the fast path)."""
+
+def message_hooks(config: ClientConfig, processor: BatchProcessor) -> Runner | None:
+    """
+    The function that applies the hooks *config* asks for; ``None`` when it asks for none.
+
+    With only ``before_send``, a leaner runner (measured: ``before_send`` is to add at
+    most 0.3 µs beyond the hook's own work).
+    """
     if config.before_send is None and not config.super_properties and config.plan is None:
         return None
-    return MessageHooks(config, processor)
+    hooks = MessageHooks(config, processor)
+    if config.super_properties or config.plan is not None:
+        return hooks.run
+    return hooks.run_before_send
 
 
 class MessageHooks:
@@ -76,7 +88,7 @@ class MessageHooks:
         self._unwarned = 0
         self._last_warning = -_WARNING_INTERVAL_SECONDS
 
-    def run(self, msg: Message, *, raising: bool) -> Outcome:
+    def run(self, msg: Message, raising: bool) -> Outcome:
         """
         Apply the hooks to *msg*, then encode it.
 
@@ -93,15 +105,22 @@ class MessageHooks:
         """
         if self._super_properties and msg["type"] in _WITH_PROPERTIES:
             msg["properties"] = {**self._super_properties, **msg["properties"]}
-        if self._before_send is not None:
-            result = self._call_before_send(msg)
-            if result is None:
+        hook = self._before_send
+        if hook is not None:
+            try:
+                result = hook(msg)  # type: ignore[arg-type]
+            except Exception as exc:  # noqa: BLE001 - a failing hook rejects its message only
+                self._processor.reject(msg, exc)
                 return msg, None
-            msg = result
+            if result is not msg:  # the hook returned the message it got: nothing to check
+                checked = self._returned(msg, result)
+                if checked is None:
+                    return msg, None
+                msg = checked
         try:
             data = dumps(msg)
         except (TypeError, ValueError) as exc:
-            if raising and self._before_send is None:
+            if raising and hook is None:
                 self._processor.count_rejected()
                 raise
             self._processor.reject(msg, exc)
@@ -111,14 +130,26 @@ class MessageHooks:
             return msg, None
         return msg, data
 
-    def _call_before_send(self, msg: Message) -> Message | None:
-        """The hook's message; ``None`` when it dropped it (counted) or failed (reported)."""
-        hook = self._before_send
+    def run_before_send(self, msg: Message, raising: bool) -> Outcome:  # noqa: ARG002
+        """:meth:`run` when ``before_send`` is the only hook (the same outcomes)."""
         try:
-            result = hook(msg)  # type: ignore[misc,arg-type]
+            result = self._before_send(msg)  # type: ignore[misc,arg-type]
         except Exception as exc:  # noqa: BLE001 - a failing hook rejects its message only
             self._processor.reject(msg, exc)
-            return None
+            return msg, None
+        if result is not msg:
+            checked = self._returned(msg, result)
+            if checked is None:
+                return msg, None
+            msg = checked
+        try:
+            return msg, dumps(msg)
+        except (TypeError, ValueError) as exc:
+            self._processor.reject(msg, exc)
+            return msg, None
+
+    def _returned(self, msg: Message, result: object) -> Message | None:
+        """What ``before_send`` returned, if a message; ``None`` when filtered or rejected."""
         if result is None:
             self._processor.count_filtered()
             return None

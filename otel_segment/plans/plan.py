@@ -18,7 +18,7 @@ from otel_segment.plans.rudderstack import rudderstack_rules
 
 if TYPE_CHECKING:
     import os
-    from collections.abc import Iterator, Mapping
+    from collections.abc import Callable, Iterator, Mapping
 
 __all__ = ["TrackingPlan", "Unplanned"]
 
@@ -53,6 +53,9 @@ class TrackingPlan:
         init=False, repr=False, compare=False
     )
     _common: tuple[Rule, ...] = dataclasses.field(init=False, repr=False, compare=False)
+    _fast: dict[tuple[str, str], Callable[[Any], bool]] = dataclasses.field(
+        init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         """Index the rules by message type and event (name), versions in order."""
@@ -62,8 +65,12 @@ class TrackingPlan:
         for rule in self.rules:
             index.setdefault((rule.kind, rule.key), []).append(rule)
         frozen = {key: tuple(sorted(rules, key=_version)) for key, rules in index.items()}
-        object.__setattr__(self, "_common", frozen.pop(("common", ""), ()))
+        common = frozen.pop(("common", ""), ())
+        object.__setattr__(self, "_common", common)
         object.__setattr__(self, "_index", frozen)
+        # The hot path: one rule of one version, no COMMON rules: the validator itself.
+        fast = {key: rules[0].schema.check for key, rules in frozen.items() if len(rules) == 1}
+        object.__setattr__(self, "_fast", {} if common else fast)
 
     @classmethod
     def load(
@@ -117,6 +124,13 @@ class TrackingPlan:
         kind = message.get("type")
         field = _NAMED.get(kind)  # type: ignore[arg-type]
         key = message.get(field, "") if field is not None else ""
+        fast = self._fast.get((kind, key))  # type: ignore[arg-type]
+        if fast is not None:
+            try:
+                if fast(message):
+                    return _NO_VIOLATIONS
+            except ValueError:  # a value JSON cannot hold: the slow path says which
+                pass
         rules = self._index.get((kind, key)) or self._index.get((kind, ""))  # type: ignore[arg-type]
         if rules is None:
             if kind == "track" and self.unplanned == "violation":
