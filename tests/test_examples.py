@@ -11,6 +11,7 @@ from typing import Final
 EXAMPLES: Final = Path(__file__).resolve().parent.parent / "examples"
 
 RUN_ELSEWHERE: Final = {
+    "data_quality.py": "tests/test_hooks.py",
     "decorators.py": "tests/test_decorators.py",
     "logging_dictconfig.py": "tests/test_handler_frontends.py",
     "logging_loguru.py": "tests/test_handler_frontends.py",
@@ -19,6 +20,7 @@ RUN_ELSEWHERE: Final = {
     "otel_logs.py": "tests/test_otel_subprocess.py",
     "otel_sampling.py": "tests/test_otel_subprocess.py",
     "otel_traces.py": "tests/test_otel_subprocess.py",
+    "testing_analytics.py": "tests/test_testing.py",
 }
 """Examples whose run, and expected output, is checked beside the feature they show."""
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import pytest
@@ -369,3 +373,27 @@ class TestSourcesNeverRaise:
 
         assert 1 == client.stats()["violations"]
         assert isinstance(errors.calls[0][0], PlanViolation)
+
+
+class TestDataQualityExample:
+    """examples/data_quality.py runs and shows the hooks at work."""
+
+    def test_it_scrubs_filters_and_reports(self) -> None:
+        """Scrubbed traits, one filtered message, two violations reported and still sent."""
+        example = Path(__file__).resolve().parent.parent / "examples" / "data_quality.py"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SEGMENT_")}
+        done = subprocess.run(
+            [sys.executable, str(example)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+            check=False,
+        )
+
+        assert 0 == done.returncode, done.stderr
+        lines = done.stdout.splitlines()
+        assert "sent identify : {'email': 'ada@example.com'}" in lines
+        assert "filtered=1 violations=2" == lines[-1]
+        assert 2 == sum(line.startswith("violation in ") for line in lines)
+        assert 4 == sum(line.startswith("sent ") for line in lines)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from decimal import Decimal
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -185,3 +188,21 @@ class TestPytestPlugin:
         names = {ep.name: ep.value for ep in entry_points(group="pytest11")}
 
         assert "otel_segment.testing" == names["otel_segment"]
+
+
+class TestTestingExample:
+    """examples/testing_analytics.py: its tests pass under pytest, fixture included."""
+
+    def test_its_tests_pass(self) -> None:
+        """Run as a script, it runs pytest on itself: three tests pass."""
+        example = Path(__file__).resolve().parent.parent / "examples" / "testing_analytics.py"
+        done = subprocess.run(
+            [sys.executable, str(example)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+        assert 0 == done.returncode, done.stdout + done.stderr
+        assert "3 passed" in done.stdout
