@@ -375,6 +375,52 @@ class TestSourcesNeverRaise:
         assert isinstance(errors.calls[0][0], PlanViolation)
 
 
+class TestBadInput:
+    """Huge or deeply nested events never crash a source, with hooks and a plan on."""
+
+    def test_a_deeply_nested_log_record_is_rejected_not_raised(
+        self, client: Client, app_logger: logging.Logger
+    ) -> None:
+        """Too deep to encode: counted as rejected; the log call returns."""
+        app_logger.addHandler(SegmentHandler(client=client))
+        deep: dict[str, Any] = {}
+        for _ in range(1000):
+            deep = {"x": deep}
+
+        app_logger.info(
+            "Order Completed",
+            extra={"segment": {"user_id": "u1", "properties": {"total": 1, "d": deep}}},
+        )
+
+        assert (1, 0) == (client.stats()["rejected"], client.stats()["enqueued"])
+
+    def test_a_huge_event_is_rejected_and_reported(self, clients: Clients) -> None:
+        """Over max_message_bytes after the plan passed it: rejected, handed to on_error."""
+        errors = ErrorLog()
+        client = clients(plan=PLAN, on_violation="raise", on_error=errors, before_send=lambda m: m)
+
+        ok, _ = client.track("u1", "Order Completed", {"total": 1, "blob": "x" * 100_000})
+
+        assert not ok
+        assert (1, 0) == (client.stats()["rejected"], client.stats()["violations"])
+        assert 1 == len(errors.calls)
+
+    def test_a_deeply_nested_direct_call_with_before_send_is_reported(
+        self, clients: Clients
+    ) -> None:
+        """With before_send, an unencodable message is rejected and reported, not raised."""
+        errors = ErrorLog()
+        client = clients(before_send=lambda m: m, on_error=errors)
+        deep: dict[str, Any] = {}
+        for _ in range(1000):
+            deep = {"x": deep}
+
+        ok, _ = client.track("u1", "E", {"d": deep})
+
+        assert (False, 1) == (ok, client.stats()["rejected"])
+        assert 1 == len(errors.calls)
+
+
 class TestDataQualityExample:
     """examples/data_quality.py runs and shows the hooks at work."""
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from typing import TYPE_CHECKING, Any, Final
 
 import pytest
@@ -305,3 +307,37 @@ class TestPlanLoadErrors:
         """A wrong ``unplanned`` is a ValueError naming it."""
         with pytest.raises(ValueError, match="unplanned"):
             TrackingPlan.from_dict({"events": {}}, unplanned="warn")  # type: ignore[arg-type]
+
+
+class TestPlanImports:
+    """Plans cost nothing to code that does not use them."""
+
+    def test_import_otel_segment_loads_no_validator_nor_yaml(self) -> None:
+        """``import otel_segment`` imports neither jsonschema-rs nor PyYAML."""
+        code = (
+            "import sys, otel_segment; "
+            "print(sorted(m for m in ('jsonschema_rs', 'yaml') if m in sys.modules))"
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+        )
+
+        assert "[]" == done.stdout.strip()
+
+    def test_yaml_without_pyyaml_names_the_extra(self, tmp_path: Path) -> None:
+        """Without PyYAML, loading a YAML plan says which extra to install."""
+        path = tmp_path / "plan.yaml"
+        path.write_text("kind: tracking-plan\n")
+        code = (
+            "import sys; sys.modules['yaml'] = None\n"
+            "from otel_segment import TrackingPlan, TrackingPlanError\n"
+            "try:\n"
+            f"    TrackingPlan.load({str(path)!r})\n"
+            "except TrackingPlanError as error:\n"
+            "    print(error)\n"
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+        )
+
+        assert "otel-segment[yaml]" in done.stdout

@@ -110,6 +110,18 @@ class TestCapture:
         assert ["B"] == [m["event"] for m in inner.tracks]
         assert not capture_registry.active
 
+    def test_sync_mode_sends_nothing_while_captured(
+        self, clients: Clients, segment_server: ScriptedServer
+    ) -> None:
+        """A sync_mode client is captured too, without a request."""
+        client = clients(sync_mode=True)
+        with capture() as events:
+            ok, _ = client.track("u1", "A")
+
+        assert ok
+        assert ["A"] == [m["event"] for m in events.tracks]
+        assert [] == segment_server.messages
+
     def test_messages_after_the_block_are_not_captured(self, clients: Clients) -> None:
         """The capture ends with the block; what it saw stays readable."""
         client = clients(send=False)
