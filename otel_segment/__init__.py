@@ -31,6 +31,7 @@ from otel_segment.errors import (
     SpoolLockedError,
     TrackingPlanError,
 )
+from otel_segment.identity import Identity, current_identity, identity, set_identity
 from otel_segment.pipeline.client import Client
 from otel_segment.pipeline.retry import RetryPolicy
 from otel_segment.sources.decorators import snapshot, tracked
@@ -56,6 +57,7 @@ __all__ = [
     "DeliveryError",
     "EncodingError",
     "FieldViolation",
+    "Identity",
     "MessageTooLargeError",
     "OtelSegmentError",
     "PipelineMetrics",
@@ -77,14 +79,17 @@ __all__ = [
     "alias",
     "annotate",
     "configure",
+    "current_identity",
     "default_client",
     "flush",
     "group",
     "identify",
+    "identity",
     "instrument_metrics",
     "join",
     "page",
     "screen",
+    "set_identity",
     "shutdown",
     "snapshot",
     "track",
