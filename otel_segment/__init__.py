@@ -131,7 +131,7 @@ _LAZY: dict[str, str] = {
 if not TYPE_CHECKING:  # type checkers see the imports above, and no catch-all attribute
 
     def __getattr__(name: str) -> Any:
-        """Import the OpenTelemetry bridge's names on first use."""
+        """Import the OpenTelemetry bridge's names (and ``TrackingPlan``) on first use."""
         module = _LAZY.get(name)
         if module is None:
             raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -129,6 +129,14 @@ class TestPlainPlan:
 
         assert ("properties.total", "minimum") == (error.path, error.rule)
 
+    def test_a_malformed_event_name_is_a_violation_not_a_crash(self) -> None:
+        """A track whose event is not a string (a hand-written log line) is reported."""
+        plan = TrackingPlan.from_dict({"events": {"A": {}}})
+
+        (error,) = plan.check({"type": "track", "event": ["A"], "properties": {}})
+
+        assert ("event", "type") == (error.path, error.rule)
+
     def test_events_lists_the_planned_track_events(self) -> None:
         """``events`` is the set of track events the plan names."""
         plan = TrackingPlan.from_dict({"events": {"A": {}, "B": {}}})

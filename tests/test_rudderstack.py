@@ -150,6 +150,26 @@ class TestRudderStackPlan:
 
         assert [("properties.sku", "required")] == [(e.path, e.rule) for e in errors]
 
+    def test_custom_types(self, catalog: Path) -> None:
+        """A property of a custom type gets the type's rules, and its own on top."""
+        (catalog / "types.yaml").write_text(
+            "version: rudder/v1\nkind: custom-types\nmetadata:\n  name: types\n"
+            "spec:\n  types:\n    - id: sku_type\n      name: SKU\n      type: string\n"
+            "      config:\n        pattern: '^[A-Z]+-[0-9]+$'\n"
+        )
+        (catalog / "properties.yaml").write_text(
+            PROPERTIES.replace(
+                "type: string\n      config:\n        min_length: 3",
+                'type: "#custom-type:sku_type"',
+            )
+        )
+        plan = TrackingPlan.load(catalog)
+        message = {"type": "track", "event": "Product Viewed", "properties": {"sku": "abc"}}
+
+        errors = plan.check(message)
+
+        assert [("properties.sku", "pattern")] == [(e.path, e.rule) for e in errors]
+
     def test_a_reference_to_nothing_names_the_rule(self, tmp_path: Path) -> None:
         """An event rule naming an unknown property fails at load, naming the place."""
         (tmp_path / "events.yaml").write_text(EVENTS)

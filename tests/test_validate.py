@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import sys
 from typing import TYPE_CHECKING, Any, Final
 
 import pytest
@@ -149,6 +151,30 @@ class TestValidate:
         out = capsys.readouterr().out
         assert "checked 1 messages: 1 conform, 0 violate the plan" in out
         assert "(0 other lines ignored, 1 unreadable)" in out
+
+    def test_a_progress_bar_on_a_terminal(
+        self,
+        plan_file: Path,
+        tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        """When stderr is a terminal, tqdm shows the file's progress there."""
+        log = write_lines(tmp_path / "a.jsonl", [wire("Order Completed", {"total": 1})] * 5000)
+        terminal = _Terminal()
+        monkeypatch.setattr(sys, "stderr", terminal)
+
+        assert 0 == main(["validate", str(plan_file), str(log)])
+        assert "checked 5000 messages" in capsys.readouterr().out
+        assert str(log) in terminal.getvalue()
+
+
+class _Terminal(io.StringIO):
+    """A stderr that says it is a terminal."""
+
+    def isatty(self) -> bool:
+        """Yes, a terminal."""
+        return True
 
 
 class TestPlanInfer:

@@ -63,6 +63,7 @@ class Reading:
         self.examples: list[str] = []
 
     def bad(self, where: str) -> None:
+        """Count a line that holds no readable message; keep the first few places."""
         self.unreadable += 1
         if len(self.examples) < _EXAMPLES:
             self.examples.append(where)

@@ -112,7 +112,7 @@ class MessageHooks:
             except Exception as exc:  # noqa: BLE001 - a failing hook rejects its message only
                 self._processor.reject(msg, exc)
                 return msg, None
-            if result is not msg:  # the hook returned the message it got: nothing to check
+            if result is not msg:  # a new object: check it (the same dict needs no check)
                 checked = self._returned(msg, result)
                 if checked is None:
                     return msg, None

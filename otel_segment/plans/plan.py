@@ -124,25 +124,32 @@ class TrackingPlan:
         kind = message.get("type")
         field = _NAMED.get(kind)  # type: ignore[arg-type]
         key = message.get(field, "") if field is not None else ""
-        fast = self._fast.get((kind, key))  # type: ignore[arg-type]
+        if not isinstance(key, str) or not isinstance(kind, str):  # e.g. a malformed log line
+            return (FieldViolation(field or "type", "type", "must be a string"),)
+        fast = self._fast.get((kind, key))
         if fast is not None:
             try:
                 if fast(message):
                     return _NO_VIOLATIONS
             except ValueError:  # a value JSON cannot hold: the slow path says which
                 pass
-        rules = self._index.get((kind, key)) or self._index.get((kind, ""))  # type: ignore[arg-type]
+        rules = self._index.get((kind, key)) or self._index.get((kind, ""))
         if rules is None:
-            if kind == "track" and self.unplanned == "violation":
-                unplanned = FieldViolation("event", "unplanned", f"{key!r} is not in the plan")
-                return (unplanned, *self._checked(self._common, message))
-            if not self._common:
-                return _NO_VIOLATIONS
-            return self._checked(self._common, message)
+            return self._unruled(kind, key, message)
         rule = rules[0] if len(rules) == 1 else _chosen(rules, message)
         if rule.schema.is_valid(message) and not self._common:
             return _NO_VIOLATIONS
         return self._checked((rule, *self._common), message)
+
+    def _unruled(
+        self, kind: str, key: str, message: Mapping[str, Any]
+    ) -> tuple[FieldViolation, ...]:
+        """A message no rule names: unplanned (a track, if so configured), COMMON rules."""
+        errors = self._checked(self._common, message) if self._common else _NO_VIOLATIONS
+        if kind == "track" and self.unplanned == "violation":
+            unplanned = FieldViolation("event", "unplanned", f"{key!r} is not in the plan")
+            return (unplanned, *errors)
+        return errors
 
     @staticmethod
     def _checked(rules: tuple[Rule, ...], message: Mapping[str, Any]) -> tuple[FieldViolation, ...]:
