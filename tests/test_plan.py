@@ -317,6 +317,44 @@ class TestPlanLoadErrors:
             TrackingPlan.from_dict({"events": {}}, unplanned="warn")  # type: ignore[arg-type]
 
 
+class TestMalformedPlans:
+    """Every malformed entry is refused at load, with its place."""
+
+    @pytest.mark.parametrize(
+        ("document", "location"),
+        [
+            ({"rules": {"a": 1}}, "rules"),
+            ({"data": {"rules": None}}, "data.rules"),
+            ({"rules": ["TRACK"]}, "rules[0]"),
+            ({"rules": [{"type": "TRACK", "jsonSchema": {}}]}, "rules[0].key"),
+            (
+                {"rules": [{"type": "TRACK", "key": "A", "version": "2", "jsonSchema": {}}]},
+                "rules[0].version",
+            ),
+            ({"rules": [{"type": "TRACK", "key": "A"}]}, "rules[0]"),
+            ({"rules": [{"type": "TRACK", "key": "A", "jsonSchema": []}]}, "rules[0].jsonSchema"),
+            ({"events": {}, "evnets": {}}, "evnets"),
+            ({"events": ["A"]}, "events"),
+            ({"events": {"A": "string"}}, "events.A"),
+            ({"events": {"A": {"$schema": "http://example.com/my-draft"}}}, "events.A.$schema"),
+            (["not", "a", "mapping"], ""),
+        ],
+    )
+    def test_the_error_names_the_place(self, document: object, location: str) -> None:
+        """``TrackingPlanError.location`` points at what is wrong."""
+        with pytest.raises(TrackingPlanError) as raised:
+            TrackingPlan.from_dict(document)  # type: ignore[arg-type]
+
+        assert location == raised.value.location
+        assert "<mapping>" == raised.value.source
+
+    def test_a_boolean_schema(self) -> None:
+        """``false`` as an event's schema refuses every message of it."""
+        plan = TrackingPlan.from_dict({"events": {"Never": False}})
+
+        assert () != plan.check(track("Never", {}))
+
+
 class TestPlanImports:
     """Plans cost nothing to code that does not use them."""
 

@@ -199,3 +199,74 @@ class TestRudderStackPlan:
             TrackingPlan.load(path)
 
         assert raised.value.location.startswith("line ")
+
+
+class TestMalformedCatalogs:
+    """A broken catalog fails at load, naming the file and the place."""
+
+    @pytest.mark.parametrize(
+        ("file", "text", "location"),
+        [
+            ("tracking-plan.yaml", "kind: tracking-plan\nspec: [1]\n", "spec"),
+            (
+                "tracking-plan.yaml",
+                PLAN.replace(
+                    "    - type: event_rule\n      id: identify_rule",
+                    "    - just text\n    - type: event_rule\n      id: identify_rule",
+                ),
+                "spec.rules[1]",
+            ),
+            (
+                "properties.yaml",
+                PROPERTIES.replace("type: number", "type: money"),
+                "spec.properties[1].type",
+            ),
+            (
+                "properties.yaml",
+                PROPERTIES.replace("config:\n        minimum: 0", "config: 0"),
+                "spec.properties[1].config",
+            ),
+            (
+                "properties.yaml",
+                PROPERTIES.replace("- id: price", "- ident: price"),
+                "spec.properties[1]",
+            ),
+            (
+                "tracking-plan.yaml",
+                PLAN.replace('- property: "#property:price"', '- "#property:price"'),
+                "spec.rules[0].properties[1]",
+            ),
+            (
+                "tracking-plan.yaml",
+                PLAN.replace("#event:product_viewed", "#event:product_seen"),
+                "spec.rules[0].event",
+            ),
+        ],
+    )
+    def test_the_error_names_the_place(
+        self, catalog: Path, file: str, text: str, location: str
+    ) -> None:
+        """``TrackingPlanError`` names the file and the entry."""
+        (catalog / file).write_text(text)
+        with pytest.raises(TrackingPlanError) as raised:
+            TrackingPlan.load(catalog)
+
+        assert (str(catalog / file), location) == (raised.value.source, raised.value.location)
+
+    def test_a_catalog_without_a_plan(self, tmp_path: Path) -> None:
+        """Events and properties alone are no tracking plan."""
+        (tmp_path / "events.yaml").write_text(EVENTS)
+        with pytest.raises(TrackingPlanError, match="no document of kind 'tracking-plan'"):
+            TrackingPlan.load(tmp_path / "events.yaml")
+
+    def test_other_rule_types_are_skipped(self, catalog: Path) -> None:
+        """Rules other than event rules (future kinds) do not fail the load."""
+        (catalog / "tracking-plan.yaml").write_text(
+            PLAN.replace(
+                "    - type: event_rule\n      id: identify_rule",
+                "    - type: future_rule\n      id: x\n"
+                "    - type: event_rule\n      id: identify_rule",
+            )
+        )
+
+        assert frozenset({"Product Viewed"}) == TrackingPlan.load(catalog).events
