@@ -1,10 +1,12 @@
 """
 Data quality: scrub messages with before_send, and check them against a tracking plan.
 
-Runs with no write key against a local sink. A structlog-style ``request_id`` that leaked
-into identify traits is scrubbed by ``before_send``, health checks are dropped, every
-track carries the app's super properties, and messages that break
-``examples/tracking_plan.json`` are reported (and still sent: ``on_violation="report"``).
+Run: ``python examples/data_quality.py`` (no write key: it sends to a local sink).
+
+A structlog-style ``request_id`` that leaked into identify traits is scrubbed by
+``before_send``, health checks are dropped, every track carries the app's super
+properties, and messages that break ``examples/tracking_plan.json`` are reported (and
+still sent: ``on_violation="report"``).
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from otel_segment.errors import FieldViolation, TrackingPlanError
 from otel_segment.pipeline import messages
 from otel_segment.pipeline.encoding import dumps
 from otel_segment.plans import TrackingPlan
-from otel_segment.sources.handler import annotation_fields
+from otel_segment.sources.log_mapping import annotation_fields
 
 if TYPE_CHECKING:
     import argparse
