@@ -93,10 +93,13 @@ class TestValidate:
         log = write_lines(
             tmp_path / "app.log.jsonl",
             [
-                {
+                {  # its other fields become properties, as `import` sends them
                     "message": "Order Completed",
-                    "segment": {"user_id": "u1", "properties": {"total": "x"}},
+                    "created": 1_700_000_000.0,
+                    "segment": {"user_id": "u1"},
+                    "total": "x",
                 },
+                {"message": "Order Completed", "segment": {"user_id": "u1"}},  # no time
                 {"message": "just a log line", "levelname": "INFO"},
                 "not json",
                 "",
@@ -105,9 +108,10 @@ class TestValidate:
 
         assert 1 == main(["validate", str(plan_file), str(log)])
         out = capsys.readouterr().out
-        assert "1 violate the plan (2 other lines ignored, 1 unreadable)" in out
+        assert "1 violate the plan (2 other lines ignored, 2 unreadable)" in out
         assert "checked 1 messages: 0 conform" in out
-        assert f"unreadable lines at {log}:3" in out
+        assert f"unreadable lines at {log}:2, {log}:4" in out
+        assert "properties.total [type]" in out
 
     def test_unplanned_events(
         self, plan_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]

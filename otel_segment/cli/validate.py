@@ -2,8 +2,9 @@
 ``otel-segment validate PLAN FILE...``: check JSON-lines logs against a tracking plan.
 
 Each line is a Segment message (as ``otel-segment sink --json`` records it, or as a
-collector stores it) or an annotated log line (as ``otel-segment import`` reads it);
-other lines are ignored. Lines stream through in bounded memory: the summary keeps counts
+collector stores it) or an annotated log line, checked as the message
+``otel-segment import`` would send for it (its other fields as properties); other lines
+are ignored. Lines stream through in bounded memory: the summary keeps counts
 per event, field and rule, and a few example line numbers for each. Exit status 1 when
 any message breaks the plan.
 """
@@ -17,11 +18,11 @@ from typing import IO, TYPE_CHECKING, Any, Final, TextIO
 
 import orjson
 
+from otel_segment.cli.replay_lines import Skipped, TimeZone, parse_line
 from otel_segment.errors import FieldViolation, TrackingPlanError
 from otel_segment.pipeline import messages
 from otel_segment.pipeline.encoding import dumps
 from otel_segment.plans import TrackingPlan
-from otel_segment.sources.log_mapping import annotation_fields
 
 if TYPE_CHECKING:
     import argparse
@@ -42,6 +43,7 @@ _BUILDERS: Final[dict[str, Callable[..., messages.Message]]] = {
     "alias": messages.alias,
 }
 _BASE_CONTEXT: Final = {"library": messages.LIBRARY}
+_LOCAL_TIME: Final = TimeZone()
 _EPILOG: Final = """\
 examples:
   otel-segment validate plan.json received.jsonl            # exit 1 on a violation
@@ -187,12 +189,12 @@ def read_messages(files: Sequence[str], reading: Reading, *, progress: bool) -> 
             label = "stdin" if name == "-" else name
             for number, line in _numbered(stream, label, progress=progress):
                 reading.lines += 1
-                message = _message(line, reading, f"{label}:{number}")
+                message = _message(line, number, reading, f"{label}:{number}")
                 if message is not None:
                     yield f"{label}:{number}", message
 
 
-def _message(line: bytes, reading: Reading, where: str) -> dict[str, Any] | None:
+def _message(line: bytes, number: int, reading: Reading, where: str) -> dict[str, Any] | None:
     """The wire message of one line, or ``None`` (counted) when it holds none."""
     try:
         record = orjson.loads(line)
@@ -207,17 +209,25 @@ def _message(line: bytes, reading: Reading, where: str) -> dict[str, Any] | None
         return None
     if record.get("type") in _BUILDERS:
         return record
-    if "segment" in record:
-        try:
-            kind, fields = annotation_fields(record["segment"], message=record.get("message"))
-            built = _BUILDERS[kind](_BASE_CONTEXT, **fields)
-            wire: dict[str, Any] = orjson.loads(dumps(built))
-        except (TypeError, ValueError, KeyError):
-            reading.bad(where)
-            return None
-        return wire
-    reading.ignored += 1
-    return None
+    if "segment" not in record:
+        reading.ignored += 1
+        return None
+    return _annotated(line, number, reading, where)
+
+
+def _annotated(line: bytes, number: int, reading: Reading, where: str) -> dict[str, Any] | None:
+    """The wire message `otel-segment import` would send for an annotated log line."""
+    parsed = parse_line(line, number, time_field="timestamp", zone=_LOCAL_TIME)
+    if isinstance(parsed, Skipped):
+        reading.bad(where)
+        return None
+    try:
+        built = _BUILDERS[parsed.kind](_BASE_CONTEXT, **parsed.fields)
+        wire: dict[str, Any] = orjson.loads(dumps(built))
+    except (TypeError, ValueError, KeyError):
+        reading.bad(where)
+        return None
+    return wire
 
 
 def _numbered(stream: IO[bytes], label: str, *, progress: bool) -> Iterator[tuple[int, bytes]]:
