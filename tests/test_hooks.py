@@ -421,6 +421,44 @@ class TestBadInput:
         assert 1 == len(errors.calls)
 
 
+class _Hostile:
+    """A value whose ``str()`` raises (the encoder falls back to ``str()``)."""
+
+    def __str__(self) -> str:
+        """Refuse."""
+        raise RuntimeError("no text for you")
+
+
+class TestHostileValues:
+    """A value that raises while being encoded, with hooks configured."""
+
+    def test_a_direct_call_raises_a_value_error_as_without_hooks(self, clients: Clients) -> None:
+        """With only a plan: a ValueError naming the failure, counted as rejected."""
+        client = clients(plan=PLAN)
+
+        with pytest.raises(ValueError, match="no text for you"):
+            client.track("u1", "Order Completed", {"total": 1, "x": _Hostile()})
+        assert 1 == client.stats()["rejected"]
+
+    def test_with_before_send_it_is_rejected_and_reported(self, clients: Clients) -> None:
+        """With before_send: the call returns (False, msg); on_error gets why."""
+        errors = ErrorLog()
+        client = clients(before_send=lambda m: m, on_error=errors)
+
+        ok, _ = client.track("u1", "E", {"x": _Hostile()})
+
+        assert (False, 1) == (ok, client.stats()["rejected"])
+        assert "no text for you" in str(errors.calls[0][0])
+
+    def test_a_log_record_never_raises(self, client: Client, app_logger: logging.Logger) -> None:
+        """Through logging, with the plan in raise mode: counted, the log call returns."""
+        app_logger.addHandler(SegmentHandler(client=client))
+
+        app_logger.info("Order Completed", extra={"segment": {"user_id": "u1"}, "x": _Hostile()})
+
+        assert 1 == client.stats()["rejected"]
+
+
 class TestDataQualityExample:
     """examples/data_quality.py runs and shows the hooks at work."""
 

@@ -29,7 +29,7 @@ import orjson
 
 from otel_segment.errors import PlanViolation
 from otel_segment.pipeline.encoding import dumps
-from otel_segment.pipeline.messages import MESSAGE_TYPES
+from otel_segment.pipeline.messages import MESSAGE_TYPES, unreadable
 
 if TYPE_CHECKING:
     from otel_segment.errors import FieldViolation
@@ -101,7 +101,8 @@ class MessageHooks:
             PlanViolation: The message breaks the plan, ``on_violation="raise"`` and
                 *raising*.
             TypeError, ValueError: Without ``before_send``, the call's own values
-                cannot be encoded (counted as rejected), as without hooks.
+                cannot be encoded (counted as rejected), as without hooks; ``raising``
+                only: sources get the message rejected and reported instead.
         """
         if self._super_properties and msg["type"] in _WITH_PROPERTIES:
             msg["properties"] = {**self._super_properties, **msg["properties"]}
@@ -119,10 +120,12 @@ class MessageHooks:
                 msg = checked
         try:
             data = dumps(msg)
-        except (TypeError, ValueError) as exc:
-            if raising and hook is None:
+        except Exception as exc:  # a value's own str() may raise anything
+            if raising and hook is None:  # the call's own values: raised, as without hooks
                 self._processor.count_rejected()
-                raise
+                if isinstance(exc, (TypeError, ValueError)):
+                    raise
+                raise unreadable(exc) from exc
             self._processor.reject(msg, exc)
             return msg, None
         plan = self._plan
@@ -144,7 +147,7 @@ class MessageHooks:
             msg = checked
         try:
             return msg, dumps(msg)
-        except (TypeError, ValueError) as exc:
+        except Exception as exc:  # noqa: BLE001 - rejected and reported, never raised
             self._processor.reject(msg, exc)
             return msg, None
 
