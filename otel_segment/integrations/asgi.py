@@ -7,19 +7,23 @@ ASGI 3 middleware: every HTTP request runs in an identity scope, and may send a 
     app.add_middleware(SegmentMiddleware, page=True)       # FastAPI, Starlette
     application = SegmentMiddleware(application)           # any ASGI 3 app
 
-Lifespan and websocket scopes (and any other kind) pass through untouched. The scope is
+Lifespan and websocket scopes (and any other kind) pass through; when the app reports
+its lifespan shutdown complete, the client is flushed first (uvicorn ends the process
+on SIGTERM without running ``atexit``). The scope is
 a ``with identity(...)`` around the app's call in the request's own task, so tasks the
 app starts while serving it inherit it. Standard library only.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import quote
 
+from otel_segment import _default
 from otel_segment.identity import identity
 from otel_segment.integrations._request import (
     PageSender,
@@ -90,9 +94,10 @@ class SegmentMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one connection: an HTTP request inside its identity scope, others as they are."""
-        opened = self._open_scope(scope) if scope.get("type") == "http" else None
+        kind = scope.get("type")
+        opened = self._open_scope(scope) if kind == "http" else None
         if opened is None:
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, self._flushing(send) if kind == "lifespan" else send)
             return
         started = time.perf_counter()
         status = 500  # unless the app starts a response
@@ -112,6 +117,16 @@ class SegmentMiddleware:
             finally:
                 opened.__exit__(None, None, None)
 
+    def _flushing(self, send: Send) -> Send:
+        """*send*, flushing the client first when the app reports its shutdown complete."""
+
+        async def send_after_flush(message: Message) -> None:
+            if message.get("type") == "lifespan.shutdown.complete":
+                await _flush(self.settings.client)
+            await send(message)
+
+        return send_after_flush
+
     def _open_scope(self, scope: Scope) -> contextlib.AbstractContextManager[object] | None:
         settings = self.settings
         try:
@@ -127,6 +142,24 @@ class SegmentMiddleware:
         opened = identity(user_id, anonymous_id, fields)
         opened.__enter__()
         return opened
+
+
+async def _flush(client: Client | None) -> None:
+    """
+    Flush *client* (else the default client, if built) off the event loop.
+
+    Servers may end the process without running ``atexit`` (uvicorn re-raises the SIGTERM
+    it handled, with the default action), so what is queued goes now.
+    """
+    client = client if client is not None else _default.current()
+    if client is None or client.closed:
+        return
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:  # another event loop (trio): the server is stopping anyway
+        client.flush(client.config.exit_timeout)
+        return
+    await loop.run_in_executor(None, client.flush, client.config.exit_timeout)
 
 
 def request_facts(scope: Scope) -> RequestFacts:
