@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import gc
 import http.client
 import json
 import logging
@@ -233,6 +234,20 @@ class TestPages:
         assert 2 == len(ids)
         assert all(len(anonymous) == 36 for anonymous in ids)
 
+    def test_body_read_but_never_closed(
+        self, clients: Clients, segment_server: ScriptedServer
+    ) -> None:
+        """A body read to its end sends the page; one left alone sends it when collected."""
+        client = clients()
+        app = SegmentMiddleware(whoami, client=client, page=True)
+        environ = {"PATH_INFO": "/read", "wsgi.url_scheme": "http", "HTTP_HOST": "h"}
+        assert [b"{"] == [chunk[:1] for chunk in app(environ, _start)]
+        untouched = app({**environ, "PATH_INFO": "/untouched"}, _start)
+        del untouched
+        gc.collect()
+
+        assert ["/read", "/untouched"] == [p["name"] for p in delivered(client, segment_server, 2)]
+
     @pytest.mark.usefixtures("no_write_key")
     def test_no_client(self, caplog: pytest.LogCaptureFixture) -> None:
         """No client and no write key: requests are served, one warning says why."""
@@ -249,6 +264,11 @@ class TestPages:
         with caplog.at_level(logging.WARNING, logger="otel_segment"):
             assert get(SegmentMiddleware(whoami, client=client, page=True)) is not None
         assert "the page message of / was not sent" in caplog.text
+
+
+def _start(status: str, headers: list[tuple[str, str]], *_: object) -> Callable[[bytes], None]:
+    del status, headers
+    return lambda _chunk: None
 
 
 class TestUnderGunicorn:

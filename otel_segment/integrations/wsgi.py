@@ -97,14 +97,10 @@ class SegmentMiddleware:
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         """Serve one request inside its identity scope."""
-        context = contextvars.copy_context()
-        return context.run(self._serve, context, environ, start_response)
-
-    def _serve(
-        self, context: contextvars.Context, environ: Environ, start_response: StartResponse
-    ) -> Iterable[bytes]:
+        context = self._request_context(environ)
+        if context is None:  # a malformed environ: served without a scope
+            return self.app(environ, start_response)
         request = _Request(self._pages, environ)
-        request.scope = self._open_scope(environ)
 
         def start(
             status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = None
@@ -113,13 +109,20 @@ class SegmentMiddleware:
             return start_response(status, headers, exc_info)
 
         try:
-            body = self.app(environ, start)
+            body = context.run(self.app, environ, start)
         except BaseException:
-            request.finish()
+            context.run(request.finish)
             raise
         return _Body(body, context, request)
 
-    def _open_scope(self, environ: Environ) -> contextlib.AbstractContextManager[object] | None:
+    def _request_context(self, environ: Environ) -> contextvars.Context | None:
+        """
+        A copy of the server's context with the request's scope open in it.
+
+        ``None`` if the environ cannot be read. The scope is opened and closed in the server's context, and lives on in the
+        copy: the copy is the request's alone and is dropped with it, so there is
+        nothing to close however the server ends the request.
+        """
         settings = self.settings
         try:
             anonymous_id, fields = scope_fields(
@@ -127,13 +130,12 @@ class SegmentMiddleware:
                 collect_ip=settings.collect_ip,
                 trust_forwarded=settings.trust_forwarded,
             )
-        except Exception:  # a malformed environ: serve the request without a scope
+        except Exception:
             _logger.warning("could not read the request's identity", exc_info=True)
             return None
         user_id = None if settings.identify is None else call_identify(settings.identify, environ)
-        scope = identity(user_id, anonymous_id, fields)
-        scope.__enter__()
-        return scope
+        with identity(user_id, anonymous_id, fields):
+            return contextvars.copy_context()
 
 
 def request_facts(environ: Environ) -> RequestFacts:
@@ -167,27 +169,21 @@ def request_facts(environ: Environ) -> RequestFacts:
 
 
 class _Request:
-    """One request's state: its scope, its status, and the page sent when it is done."""
+    """One request's state: its status, and the page sent when it is done."""
 
-    __slots__ = ("environ", "pages", "scope", "started", "status")
+    __slots__ = ("environ", "pages", "started", "status")
 
     def __init__(self, pages: PageSender | None, environ: Environ) -> None:
         self.pages = pages
         self.environ = environ
         self.started = time.perf_counter()
-        self.scope: contextlib.AbstractContextManager[object] | None = None
         self.status: str | None = None
 
     def finish(self) -> None:
-        """Send the page (if asked for) and close the scope; only the first call counts."""
-        scope, self.scope = self.scope, None
-        if scope is None:
-            return
-        try:
-            if self.pages is not None:
-                self.pages.send(self._name(), self._status(), self.started)
-        finally:
-            scope.__exit__(None, None, None)
+        """Send the page, if asked for, once: called in the request's context."""
+        pages, self.pages = self.pages, None
+        if pages is not None:
+            pages.send(self._name(), self._status(), self.started)
 
     def _name(self) -> str:
         name = self.environ.get(PAGE_NAME_KEY)
@@ -204,7 +200,12 @@ class _Request:
 
 
 class _Body:
-    """The app's response body, each chunk made inside the request's context."""
+    """
+    The app's response body, each chunk made inside the request's context.
+
+    The page is sent when the body is exhausted or closed, whichever comes first, or at
+    the latest when it is collected (a test client may do neither).
+    """
 
     __slots__ = ("_body", "_context", "_request")
 
@@ -223,11 +224,12 @@ class _Body:
             try:
                 chunk = run(next, chunks)
             except StopIteration:
+                run(self._request.finish)
                 return
             yield chunk
 
     def close(self) -> None:
-        """Close the app's body, then send the page and close the scope (PEP 3333)."""
+        """Close the app's body, then send the page (PEP 3333)."""
         try:
             close = getattr(self._body, "close", None)
             if close is not None:
@@ -236,7 +238,7 @@ class _Body:
             self._context.run(self._request.finish)
 
     def __del__(self) -> None:
-        """A server that never called :meth:`close` (PEP 3333 says it must): finish now."""
-        if self._request.scope is not None:
+        """A server that never closed the body (PEP 3333 says it must): send the page now."""
+        if self._request.pages is not None:
             with contextlib.suppress(RuntimeError):  # the context is entered elsewhere
                 self._context.run(self._request.finish)
