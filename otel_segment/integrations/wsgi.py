@@ -119,9 +119,10 @@ class SegmentMiddleware:
         """
         A copy of the server's context with the request's scope open in it.
 
-        ``None`` if the environ cannot be read. The scope is opened and closed in the server's context, and lives on in the
-        copy: the copy is the request's alone and is dropped with it, so there is
-        nothing to close however the server ends the request.
+        ``None`` if the environ cannot be read. The scope is opened and closed in the
+        server's context, and lives on in the copy: the copy is the request's alone and
+        is dropped with it, so there is nothing to close however the server ends the
+        request.
         """
         settings = self.settings
         try:
