@@ -33,7 +33,7 @@ def worker_app() -> Iterator[Celery]:
     )
     propagate_identity(app)
 
-    @app.task(name="checkout", shared=False)
+    @app.task(name="checkout", shared=False)  # type: ignore[untyped-decorator]
     def checkout(total: float) -> dict[str, Any] | None:
         current = otel_segment.current_identity()
         if current is None:
@@ -104,5 +104,5 @@ class TestPropagateIdentity:
 
     def test_wrong_app(self) -> None:
         """Anything but a Celery app: a TypeError."""
-        with pytest.raises(TypeError, match="celery_app must be a celery.Celery"):
-            propagate_identity("shop")  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match=r"celery_app must be a celery\.Celery"):
+            propagate_identity("shop")
