@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import uuid
 
@@ -121,7 +120,7 @@ class TestScopeFields:
     )
     def test_malformed_values_are_left_out(self, field: str, value: str, missing: str) -> None:
         """A malformed header drops its own field, and only that one."""
-        facts = dataclasses.replace(FACTS, **{field: value})
+        facts = FACTS._replace(**{field: value})
         _, context = scope_fields(facts, collect_ip=True, trust_forwarded=True)
         assert missing not in {**context, **context["page"]}
         assert "/caf%C3%A9/cart" == context["page"]["path"]

@@ -19,7 +19,6 @@ messages made after it. Needs the ``django`` extra: ``pip install 'otel-segment[
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from typing import TYPE_CHECKING, Any, Final
@@ -119,8 +118,8 @@ class SegmentMiddleware:
 
     def _scope_fields(self, request: HttpRequest) -> tuple[str | None, dict[str, Any]] | None:
         try:
-            facts: RequestFacts = dataclasses.replace(
-                wsgi.request_facts(request.META), scheme=request.scheme or "http"
+            facts: RequestFacts = wsgi.request_facts(request.META)._replace(
+                scheme=request.scheme or "http"
             )
             return scope_fields(
                 facts,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import logging
+import re
 import time
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import quote
@@ -48,6 +49,8 @@ PAGE_NAME_KEY: Final = "otel_segment.page_name"
 """An environ key a framework may set during the request: the page's name (its route)."""
 
 _PATH_SAFE: Final = "/:@!$&'()*+,;=~%"
+_PLAIN_PATH: Final = re.compile(r"[A-Za-z0-9_.\-~/:@!$&'()*+,;=]*")
+"""A path that quoting would leave as it is."""
 _DEFAULT_PORTS: Final = {("http", "80"), ("https", "443")}
 
 
@@ -100,6 +103,10 @@ class SegmentMiddleware:
         context = self._request_context(environ)
         if context is None:  # a malformed environ: served without a scope
             return self.app(environ, start_response)
+        if self._pages is None:
+            body = context.run(self.app, environ, start_response)
+            # A list's chunks are made already: only other bodies run app code later.
+            return body if isinstance(body, list) else _Body(body, context, None)
         request = _Request(self._pages, environ)
 
         def start(
@@ -158,7 +165,9 @@ def request_facts(environ: Environ) -> RequestFacts:
         scheme=scheme,
         host=host,
         # PEP 3333: the path is decoded bytes, as Latin-1; the page shows it as it was sent.
-        path=quote(path.encode("latin-1"), safe=_PATH_SAFE),
+        path=path
+        if _PLAIN_PATH.fullmatch(path)
+        else quote(path.encode("latin-1"), safe=_PATH_SAFE),
         query=get("QUERY_STRING", ""),
         remote_addr=get("REMOTE_ADDR"),
         cookie=get("HTTP_COOKIE"),
@@ -211,7 +220,7 @@ class _Body:
     __slots__ = ("_body", "_context", "_request")
 
     def __init__(
-        self, body: Iterable[bytes], context: contextvars.Context, request: _Request
+        self, body: Iterable[bytes], context: contextvars.Context, request: _Request | None
     ) -> None:
         self._body = body
         self._context = context
@@ -225,7 +234,8 @@ class _Body:
             try:
                 chunk = run(next, chunks)
             except StopIteration:
-                run(self._request.finish)
+                if self._request is not None:
+                    run(self._request.finish)
                 return
             yield chunk
 
@@ -236,10 +246,11 @@ class _Body:
             if close is not None:
                 self._context.run(close)
         finally:
-            self._context.run(self._request.finish)
+            if self._request is not None:
+                self._context.run(self._request.finish)
 
     def __del__(self) -> None:
         """A server that never closed the body (PEP 3333 says it must): send the page now."""
-        if self._request.pages is not None:
+        if self._request is not None and self._request.pages is not None:
             with contextlib.suppress(RuntimeError):  # the context is entered elsewhere
                 self._context.run(self._request.finish)
