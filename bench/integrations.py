@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import io
 import importlib.util
+import io
 import sys
 import time
 from typing import TYPE_CHECKING, Any, Final
@@ -143,13 +143,13 @@ def django_handlers(client: otel_segment.Client) -> dict[str, Callable[..., Any]
     settings.configure(
         ROOT_URLCONF=__name__,
         ALLOWED_HOSTS=["*"],
-        SECRET_KEY="bench",  # noqa: S106
+        SECRET_KEY="bench",
         MIDDLEWARE=[],
     )
     import django  # noqa: PLC0415
 
     django.setup()
-    globals()["urlpatterns"] = [path("", lambda request: HttpResponse(b"Hello, world!"))]
+    globals()["urlpatterns"] = [path("", lambda _request: HttpResponse(b"Hello, world!"))]
     otel_segment.default_client = client  # the middleware's pages go to the default client
     middleware = ["otel_segment.integrations.django.SegmentMiddleware"]
     handlers: dict[str, Callable[..., Any]] = {"without": WSGIHandler()}
@@ -234,10 +234,14 @@ def run(requests: int, rounds: int) -> dict[str, Any]:
 def table(result: dict[str, Any]) -> str:
     """The figures as an aligned table."""
     lines = [
-        f"middleware overhead on a hello world: best of {result['rounds']} rounds of "
-        f"{result['requests']:,} requests (µs per request)",
-        f"{'':8} {'without':>8} {'with':>8} {'added':>7} {'w/ pages':>9} {'added':>7}"
-        f"  target added <= {MAX_ADDED_US:.0f}",
+        (
+            f"middleware overhead on a hello world: best of {result['rounds']} rounds of "
+            f"{result['requests']:,} requests (µs per request)"
+        ),
+        (
+            f"{'':8} {'without':>8} {'with':>8} {'added':>7} {'w/ pages':>9} {'added':>7}"
+            f"  target added <= {MAX_ADDED_US:.0f}"
+        ),
     ]
     for name, f in result["frameworks"].items():
         verdict = "PASS" if f["added_us"] <= MAX_ADDED_US else "MISS"
