@@ -5,8 +5,13 @@ A Celery task that runs in the identity scope of the request that sent it.
 header, and opens the same scope around the task's run in the worker: the task's events
 are about the user who clicked, with the same ip and page.
 
-Needs the ``celery`` extra. It runs a real worker in a thread, on Celery's in-memory
-broker, and the messages go to a local sink.
+It runs a real worker in a thread, on Celery's in-memory broker, and the messages go to
+a local sink. An app needs the ``celery`` extra.
+
+Run::
+
+    python -m pip install 'otel-segment[examples]'
+    python examples/web_celery.py
 """
 
 from __future__ import annotations

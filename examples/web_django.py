@@ -7,8 +7,13 @@ user agent, locale and page. ``OTEL_SEGMENT`` builds the default client, and
 ``OTEL_SEGMENT_MIDDLEWARE = {"page": True}`` sends a ``page`` per request, named for the
 URL pattern.
 
-Needs the ``django`` extra: ``pip install 'otel-segment[django]'``. It opens no socket of
-its own: Django's test client makes one request, and the messages go to a local sink.
+It opens no socket of its own: Django's test client makes one request, and the messages
+go to a local sink. An app needs only the ``django`` extra; the example, the ``examples`` one.
+
+Run::
+
+    python -m pip install 'otel-segment[examples]'
+    python examples/web_django.py
 """
 
 from __future__ import annotations

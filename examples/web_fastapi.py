@@ -7,8 +7,14 @@ context) and, with ``page=True``, sends a ``page`` per request named for the rou
 the app's lifespan ends it flushes the client: uvicorn ends the process on SIGTERM
 without running ``atexit``.
 
-Needs ``fastapi`` (and ``httpx2`` for the test client). It opens no socket of its own:
-Starlette's test client makes one request, and the messages go to a local sink.
+It opens no socket of its own: Starlette's test client makes one request, and the
+messages go to a local sink. The middleware needs no extra; the example needs FastAPI
+and the test client's ``httpx2``.
+
+Run::
+
+    python -m pip install 'otel-segment[examples]'
+    python examples/web_fastapi.py
 """
 
 from __future__ import annotations

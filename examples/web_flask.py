@@ -6,8 +6,13 @@ A Flask app with Flask-Login whose requests are attributed to the signed-in user
 ``current_user.get_id()``; ``login_user()`` during a request makes the new user that of
 the messages after it. ``page=True`` sends a ``page`` per request, named for the URL rule.
 
-Needs the ``flask`` extra and Flask-Login. It opens no socket of its own: Flask's test
-client makes two requests, and the messages go to a local sink.
+It opens no socket of its own: Flask's test client makes two requests, and the messages
+go to a local sink. An app needs the ``flask`` extra (and Flask-Login if it uses it).
+
+Run::
+
+    python -m pip install 'otel-segment[examples]'
+    python examples/web_flask.py
 """
 
 from __future__ import annotations

@@ -9,11 +9,11 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from _helpers import TIMESTAMP_RE, Clients, delivered, message_ids
+from _helpers import TIMESTAMP_RE, Clients, ErrorLog, delivered, message_ids
 from opentelemetry.sdk.trace import TracerProvider
 
 import otel_segment
-from otel_segment import Client, ClientClosedError
+from otel_segment import Client, ClientClosedError, DeliveryError
 
 if TYPE_CHECKING:
     from _server import ScriptedServer
@@ -353,3 +353,42 @@ class TestShutdown:
         with Client("k", host=segment_server.url, flush_interval=30) as client:
             client.track("u1", "Ev")
         assert (True, 1) == (client.closed, len(segment_server.messages))
+
+
+class TestShutdownEdges:
+    """shutdown() from unusual places and with a zero timeout."""
+
+    def test_shutdown_inside_on_error(
+        self,
+        segment_server: ScriptedServer,
+        clients: Clients,
+        caplog: pytest.LogCaptureFixture,
+    ) -> None:
+        """on_error (on a worker thread) may shut its client down: no error, no double report."""
+        segment_server.respond(400)
+        errors = ErrorLog()
+        results: list[bool] = []
+
+        def on_error(error: Exception, messages: list[dict[str, Any]]) -> None:
+            results.append(own.shutdown(timeout=5))
+            errors(error, messages)
+
+        own = clients(on_error=on_error)
+        with caplog.at_level(logging.ERROR, logger="otel_segment"):
+            own.track("u1", "Ev")
+            assert errors.wait_for_messages(1)
+            assert own.shutdown(timeout=5)
+
+        assert [DeliveryError] == [type(error) for error, _ in errors.calls]
+        assert [True] == results
+        assert "raised" not in caplog.text
+        assert 1 == own.stats()["failed"]
+
+    def test_zero_timeout_when_idle(self, segment_server: ScriptedServer, clients: Clients) -> None:
+        """With everything delivered, shutdown(0) reports success."""
+        client = clients()
+        client.track("u1", "Ev")
+        assert client.flush(5)
+
+        assert client.shutdown(timeout=0)
+        assert 1 == len(segment_server.messages)

@@ -10,8 +10,13 @@ import django
 import pytest
 from _helpers import FAST_RETRY, WRITE_KEY, delivered
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "_django_project")
-django.setup()
+# Load the settings module, then take the variable away again: the subprocesses other
+# tests start (Celery's, in particular) must not find a Django project.
+os.environ["DJANGO_SETTINGS_MODULE"] = "_django_project"
+try:
+    django.setup()
+finally:
+    del os.environ["DJANGO_SETTINGS_MODULE"]
 
 from django.contrib.auth import get_user_model  # noqa: E402 - needs django.setup()
 from django.core.management import call_command  # noqa: E402

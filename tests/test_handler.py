@@ -353,6 +353,13 @@ class TestBadAnnotations:
         assert any("write_key" in r.getMessage() for r in caplog.records)
         assert otel_segment.default_client is None
 
+    def test_alias_values_are_rejected(self, app_logger: logging.Logger, client: Client) -> None:
+        """An alias has no properties: values given for one make a rejected record."""
+        app_logger.addHandler(SegmentHandler(client=client))
+        app_logger.info("merged", extra=annotate("alias", previous_id="a", user_id="u", x=1))
+
+        assert 1 == client.stats()["rejected"]
+
 
 class TestTraceCorrelation:
     """A record logged inside an active span carries its trace and span ids."""

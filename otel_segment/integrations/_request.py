@@ -25,9 +25,9 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 from urllib.parse import unquote
 
-from otel_segment import _default
 from otel_segment.identity import current_identity
 from otel_segment.pipeline.client import Client
+from otel_segment.sources.clients import ClientRef
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -268,7 +268,7 @@ class PageSender:
     __slots__ = ("_client", "_warned")
 
     def __init__(self, client: Client | None) -> None:
-        self._client = client
+        self._client = ClientRef(client)
         self._warned = False
 
     def send(self, name: str, status: int, started: float) -> None:
@@ -304,11 +304,9 @@ class PageSender:
             _logger.warning("the page message of %s was not sent", name, exc_info=True)
 
     def _resolve(self) -> Client | None:
-        if self._client is not None:
-            return self._client
         try:
-            return _default.get_client()
-        except ValueError:
+            return self._client.get()
+        except (TypeError, ValueError):  # the default client cannot be built
             if not self._warned:
                 self._warned = True
                 _logger.warning("no write key: page messages are not sent", exc_info=True)

@@ -23,7 +23,6 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import quote
 
-from otel_segment import _default
 from otel_segment.identity import identity
 from otel_segment.integrations._request import (
     PageSender,
@@ -32,6 +31,7 @@ from otel_segment.integrations._request import (
     call_identify,
     scope_fields,
 )
+from otel_segment.sources.clients import ClientRef
 
 if TYPE_CHECKING:
     import contextlib
@@ -151,7 +151,7 @@ async def _flush(client: Client | None) -> None:
     Servers may end the process without running ``atexit`` (uvicorn re-raises the SIGTERM
     it handled, with the default action), so what is queued goes now.
     """
-    client = client if client is not None else _default.current()
+    client = ClientRef(client).current()
     if client is None or client.closed:
         return
     try:

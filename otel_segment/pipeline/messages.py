@@ -22,7 +22,6 @@ from otel_segment._version import __version__
 __all__ = [
     "LIBRARY",
     "MESSAGE_TYPES",
-    "Common",
     "Message",
     "alias",
     "format_timestamp",
@@ -62,15 +61,6 @@ class Message(TypedDict, total=False):
     category: str | None
     groupId: str
     previousId: str
-
-
-class Common(TypedDict, total=False):
-    """The fields every call shares, as the caller passed them."""
-
-    context: Mapping[str, Any] | None
-    timestamp: dt.datetime | None
-    integrations: Mapping[str, Any] | None
-    message_id: str | int | None
 
 
 # A private generator, seeded from os.urandom and reseeded in a forked child: ids stay
