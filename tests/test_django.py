@@ -18,13 +18,13 @@ try:
 finally:
     del os.environ["DJANGO_SETTINGS_MODULE"]
 
-from django.contrib.auth import get_user_model  # noqa: E402 - needs django.setup()
-from django.core.management import call_command  # noqa: E402
-from django.test import Client as DjangoClient  # noqa: E402
-from django.test import override_settings  # noqa: E402
+from django.contrib.auth import get_user_model  # these need django.setup() first
+from django.core.management import call_command
+from django.test import Client as DjangoClient
+from django.test import override_settings
 
-import otel_segment  # noqa: E402
-from otel_segment import _default  # noqa: E402
+import otel_segment
+from otel_segment import _default
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
