@@ -50,7 +50,7 @@ def browser() -> DjangoClient:
 
 
 @pytest.fixture
-def pages(segment_server: ScriptedServer, no_write_key: None) -> Iterator[otel_segment.Client]:
+def pages(segment_server: ScriptedServer, no_write_key: None) -> Iterator[None]:
     """OTEL_SEGMENT builds the default client (shut down afterwards); pages are on."""
     del no_write_key
     options = {
@@ -60,15 +60,15 @@ def pages(segment_server: ScriptedServer, no_write_key: None) -> Iterator[otel_s
         "retry": FAST_RETRY,
     }
     with override_settings(OTEL_SEGMENT=options, OTEL_SEGMENT_MIDDLEWARE={"page": True}):
-        yield _LazyDefault()  # type: ignore[misc]
+        yield
     _default.shutdown()
 
 
-class _LazyDefault:
-    """The default client, looked up when used (the middleware builds it at first request)."""
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(otel_segment.default_client, name)
+def sent(server: ScriptedServer, n: int) -> list[dict[str, Any]]:
+    """What *server* received from the default client the middleware built, once flushed."""
+    client = _default.current()
+    assert client is not None, "the middleware built no default client"
+    return delivered(client, server, n)
 
 
 def user_pk() -> str:
@@ -131,39 +131,41 @@ class TestScope:
 class TestPages:
     """OTEL_SEGMENT_MIDDLEWARE = {"page": True}: one page per request, via the default client."""
 
+    @pytest.mark.usefixtures("pages")
     def test_page_named_for_the_url_pattern(
-        self, browser: DjangoClient, pages: otel_segment.Client, segment_server: ScriptedServer
+        self, browser: DjangoClient, segment_server: ScriptedServer
     ) -> None:
         """The URL pattern names the page; the default client was built from OTEL_SEGMENT."""
         browser.get("/items/3/?color=red")
         DjangoClient().get("/items/4/")  # a second handler reuses the same default client
 
-        sent = delivered(pages, segment_server, 2)
-        assert ["/items/<int:pk>/"] * 2 == [page["name"] for page in sent]
+        pages = sent(segment_server, 2)
+        assert ["/items/<int:pk>/"] * 2 == [page["name"] for page in pages]
         assert ["anon-7", 200, "?color=red"] == [
-            sent[0]["anonymousId"],
-            sent[0]["properties"]["status"],
-            sent[0]["properties"]["search"],
+            pages[0]["anonymousId"],
+            pages[0]["properties"]["status"],
+            pages[0]["properties"]["search"],
         ]
         assert segment_server.url == otel_segment.default_client.host  # type: ignore[union-attr]
 
+    @pytest.mark.usefixtures("pages")
     def test_login_during_the_request(
-        self, browser: DjangoClient, pages: otel_segment.Client, segment_server: ScriptedServer
+        self, browser: DjangoClient, segment_server: ScriptedServer
     ) -> None:
         """django.contrib.auth.login() in the view: the page is the new user's."""
         browser.get("/login/ada/")
 
-        [page] = delivered(pages, segment_server, 1)
+        [page] = sent(segment_server, 1)
         assert (user_pk(), "anon-7", 204) == (
             page["userId"],
             page["anonymousId"],
             page["properties"]["status"],
         )
 
+    @pytest.mark.usefixtures("pages")
     def test_view_that_raises(
         self,
         browser: DjangoClient,
-        pages: otel_segment.Client,
         segment_server: ScriptedServer,
         caplog: pytest.LogCaptureFixture,
     ) -> None:
@@ -171,5 +173,5 @@ class TestPages:
         with caplog.at_level(logging.CRITICAL, logger="django.request"):
             assert 500 == browser.get("/broken/").status_code
 
-        [page] = delivered(pages, segment_server, 1)
+        [page] = sent(segment_server, 1)
         assert ("/broken/", 500) == (page["name"], page["properties"]["status"])
