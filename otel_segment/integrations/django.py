@@ -14,7 +14,9 @@ In ``settings.py``::
 The user id is ``request.user.pk`` of an authenticated user, unless
 ``OTEL_SEGMENT_MIDDLEWARE["identify"]`` (a callable or its dotted path) says otherwise;
 a user who logs in during the request (``django.contrib.auth.login``) is the user of the
-messages made after it. Needs the ``django`` extra: ``pip install 'otel-segment[django]'``.
+messages made after it. The middleware is synchronous: under ASGI, Django runs it in
+a thread as it does every synchronous middleware. Needs the ``django`` extra:
+``pip install 'otel-segment[django]'``.
 """
 
 from __future__ import annotations
