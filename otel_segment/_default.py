@@ -28,6 +28,7 @@ SETTINGS: Final = (
     "host",
     "on_error",
     "debug",
+    "log_handler",
     "send",
     "sync_mode",
     "max_queue_size",
@@ -35,8 +36,16 @@ SETTINGS: Final = (
     "timeout",
     "max_retries",
     "proxies",
+    "thread",
     "upload_size",
     "upload_interval",
+    "max_total_backoff_duration",
+    "max_rate_limit_duration",
+    "oauth_client_id",
+    "oauth_client_key",
+    "oauth_key_id",
+    "oauth_auth_server",
+    "oauth_scope",
 )
 """Package attributes the default client is built from (segment-analytics-python's)."""
 

@@ -223,6 +223,35 @@ class TestCompatibility:
             (p.name, p.default) for p in ours.values()
         ]
 
+    def test_constructor_takes_their_arguments_in_their_order(self) -> None:
+        """Client's positional parameters are analytics-python 2.4's, name for name."""
+        analytics = pytest.importorskip("segment.analytics")
+        theirs = list(inspect.signature(analytics.Client).parameters.values())
+        ours = list(inspect.signature(Client).parameters.values())
+
+        assert [p.name for p in theirs] == [p.name for p in ours[: len(theirs)]]
+        assert all(p.kind is p.POSITIONAL_OR_KEYWORD for p in ours[: len(theirs)])
+        assert all(p.kind is p.KEYWORD_ONLY for p in ours[len(theirs) :])
+
+    def test_constructor_defaults(self) -> None:
+        """Defaults match 2.4's except where ours means "not given" (None) or differs."""
+        analytics = pytest.importorskip("segment.analytics")
+        theirs = inspect.signature(analytics.Client).parameters
+        ours = inspect.signature(Client).parameters
+        differ = {name for name in theirs if theirs[name].default != ours[name].default}
+
+        # None: the option maps onto one of ours (max_retries -> retry, thread ->
+        # max_in_flight, upload_* -> flush_*, the durations -> retry) whose default holds
+        assert {
+            "max_retries",
+            "thread",
+            "upload_size",
+            "upload_interval",
+            "max_total_backoff_duration",
+            "max_rate_limit_duration",
+        } == differ
+        assert all(ours[name].default is None for name in differ)
+
     def test_positional_calls(self, segment_server: ScriptedServer, client: Client) -> None:
         """The six calls take analytics-python's positional arguments."""
         client.track("u1", "Ev", {"a": 1})

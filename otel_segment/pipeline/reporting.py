@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Final
 
-import orjson
+from otel_segment._json import loads
 
 __all__ = ["ErrorCallback", "Reporter"]
 
@@ -68,7 +68,7 @@ class Reporter:
 
     def _report(self, error: Exception, items: list[bytes]) -> None:
         if self._on_error is not None:  # decode only for a callback
-            self._report_decoded(error, [orjson.loads(item) for item in items])
+            self._report_decoded(error, [loads(item) for item in items])
 
     def _report_decoded(self, error: Exception, messages: list[dict[str, Any]]) -> None:
         if self._on_error is None:

@@ -12,8 +12,7 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, Final, Self
 from urllib.parse import urlsplit
 
-import orjson
-
+from otel_segment._json import loads
 from otel_segment.sink.connections import Handler, Reply, Server
 from otel_segment.sink.received import BATCH_PATH, ROUTES, ReceivedRequest, messages_in
 from otel_segment.sink.spec import spec_problem
@@ -261,8 +260,8 @@ class Sink:
     def _parse(self, route: str, body: bytes) -> tuple[Any, str]:
         """Parse a body and check its shape and message sizes: ``(json, error)``."""
         try:
-            parsed = orjson.loads(body)  # strict: NaN and Infinity are refused
-        except orjson.JSONDecodeError as exc:
+            parsed = loads(body)  # strict: NaN and Infinity are refused; long ints kept
+        except ValueError as exc:
             return None, f"the body is not valid JSON: {exc}"
         messages = messages_in(route, parsed)
         if messages is None:
