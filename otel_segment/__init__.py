@@ -20,13 +20,16 @@ from otel_segment.errors import (
     ClientClosedError,
     DeliveryError,
     EncodingError,
+    FieldViolation,
     MessageTooLargeError,
     OtelSegmentError,
+    PlanViolation,
     QueueFullError,
     ShutdownError,
     SpoolError,
     SpoolFullError,
     SpoolLockedError,
+    TrackingPlanError,
 )
 from otel_segment.identity import Identity, current_identity, identity, set_identity
 from otel_segment.pipeline.client import Client
@@ -41,6 +44,7 @@ if TYPE_CHECKING:
 
     from otel_segment.pipeline.batching import ErrorCallback
     from otel_segment.pipeline.client import Id, JSONMapping, Result
+    from otel_segment.plans import TrackingPlan
     from otel_segment.sources.otel import (
         SegmentLogExporter,
         SegmentSampler,
@@ -54,10 +58,12 @@ __all__ = [  # noqa: RUF022 - plainly sorted (test_module_api), VERSION among th
     "ClientClosedError",
     "DeliveryError",
     "EncodingError",
+    "FieldViolation",
     "Identity",
     "MessageTooLargeError",
     "OtelSegmentError",
     "PipelineMetrics",
+    "PlanViolation",
     "QueueFullError",
     "RetryPolicy",
     "SegmentHandler",
@@ -69,6 +75,8 @@ __all__ = [  # noqa: RUF022 - plainly sorted (test_module_api), VERSION among th
     "SpoolError",
     "SpoolFullError",
     "SpoolLockedError",
+    "TrackingPlan",
+    "TrackingPlanError",
     "VERSION",
     "__version__",
     "alias",
@@ -131,13 +139,15 @@ _LAZY: dict[str, str] = {
     "SegmentSampler": "otel_segment.sources.otel",
     "SegmentSpanExporter": "otel_segment.sources.otel",
     "SegmentSpanProcessor": "otel_segment.sources.otel",
+    # and jsonschema-rs only for code that loads a tracking plan
+    "TrackingPlan": "otel_segment.plans",
 }
 
 
 if not TYPE_CHECKING:  # type checkers see the imports above, and no catch-all attribute
 
     def __getattr__(name: str) -> Any:
-        """Import the OpenTelemetry bridge's names on first use."""
+        """Import the OpenTelemetry bridge's names (and ``TrackingPlan``) on first use."""
         module = _LAZY.get(name)
         if module is None:
             raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from _helpers import FAST_RETRY
@@ -18,6 +18,13 @@ if TYPE_CHECKING:
     from otel_segment import Client
 
 
+def track(client: Client, event: str) -> bytes:
+    """A track of *event* by user "u", encoded (not dropped by a hook)."""
+    data = client.encode("track", user_id="u", event=event)
+    assert data is not None
+    return data
+
+
 class TestEncode:
     """encode() builds and checks a message as message() would, without queueing it."""
 
@@ -26,6 +33,7 @@ class TestEncode:
         client = clients()
         data = client.encode("track", user_id="u1", event="E", properties={"n": 1})
         assert 0 == client.stats()["enqueued"]
+        assert data is not None
         assert client.enqueue_all([data])
         assert client.flush(5)
         [message] = segment_server.messages
@@ -35,6 +43,22 @@ class TestEncode:
             message["event"],
             message["properties"],
         )
+
+    def test_the_hooks_apply(self, clients: Clients, segment_server: ScriptedServer) -> None:
+        """Super properties and before_send apply; a message it drops encodes to None."""
+
+        def before_send(message: dict[str, Any]) -> dict[str, Any] | None:
+            return None if message.get("event") == "Drop" else message
+
+        client = clients(before_send=before_send, super_properties={"tier": "gold"})
+        assert client.encode("track", user_id="u", event="Drop") is None
+        kept = client.encode("track", user_id="u", event="Keep")
+        assert kept is not None
+        assert client.enqueue_all([kept])
+        assert client.flush(5)
+        assert [("Keep", {"tier": "gold"})] == [
+            (m["event"], m["properties"]) for m in segment_server.messages
+        ]
 
     @pytest.mark.parametrize(
         ("kind", "fields", "error"),
@@ -65,7 +89,7 @@ class TestEnqueueAll:
         """Past the queue bound nothing is queued and nothing counted as dropped."""
         segment_server.hang(1.0)
         client = clients(max_queue_size=4, max_in_flight=1, flush_at=1)
-        first = [client.encode("track", user_id="u", event=f"E{n}") for n in range(3)]
+        first = [track(client, f"E{n}") for n in range(3)]
         assert client.enqueue_all(first)
         assert segment_server.wait_for_requests(1, 5)  # the first batch is in flight
         assert client.enqueue_all(first[:2])
@@ -80,7 +104,7 @@ class TestEnqueueAll:
     ) -> None:
         """With a spool, wait_durable() returns once the request is committed."""
         client = spooled(segment_server.url)
-        data = [client.encode("track", user_id="u", event=f"E{n}") for n in range(4)]
+        data = [track(client, f"E{n}") for n in range(4)]
         assert client.enqueue_all(data)
         assert client.wait_durable(5)
         assert client.flush(5)
@@ -100,9 +124,7 @@ class TestEnqueueAll:
         )
         accepted = 0
         while accepted < 100:
-            batch = [
-                client.encode("track", user_id="u", event=f"E{accepted + n}") for n in range(2)
-            ]
+            batch = [track(client, f"E{accepted + n}") for n in range(2)]
             if not client.enqueue_all(batch):
                 break
             accepted += len(batch)

@@ -17,12 +17,27 @@ import pytest
 EXAMPLES: Final = Path(__file__).resolve().parent.parent / "examples"
 
 RUN_ELSEWHERE: Final = {
+    "data_quality.py": "tests/test_hooks.py",
     "decorators.py": "tests/test_decorators.py",
     "logging_dictconfig.py": "tests/test_handler_frontends.py",
     "logging_loguru.py": "tests/test_handler_frontends.py",
     "logging_structlog.py": "tests/test_handler_frontends.py",
+    "testing_analytics.py": "tests/test_testing.py",
 }
 """Examples whose run, and expected output, is checked beside the feature they show."""
+
+
+WEB_EXAMPLES: Final = {
+    "web_django.py": ["-> 200", '"Checkout Started"', 'anon=anon-7  "/checkout/<str:plan>/"'],
+    "web_flask.py": [
+        "POST /projects -> 201",
+        '"Project Created"',
+        'user=u1 anon=anon-7  "/projects"',
+    ],
+    "web_fastapi.py": ["-> 200", 'user=u1 anon=anon-7  "Report Viewed"', '"/reports/{report_id}"'],
+    "web_celery.py": ["task ran for user u1", 'user=u1 anon=-  "Invoice Sent"', "ip=203.0.113.9"],
+}
+"""The web framework examples, and what each prints."""
 
 
 def _run(name: str) -> subprocess.CompletedProcess[str]:
@@ -43,7 +58,11 @@ class TestExamples:
 
     def test_every_example_is_run_by_a_test(self) -> None:
         """A new example must be run by a test: here, or listed with the test that runs it."""
-        tested_here = {"quickstart.py", *(p.name for p in EXAMPLES.glob("otel_*.py"))}
+        tested_here = {
+            "quickstart.py",
+            *WEB_EXAMPLES,
+            *(p.name for p in EXAMPLES.glob("otel_*.py")),
+        }
         assert sorted(tested_here | set(RUN_ELSEWHERE)) == sorted(
             p.name for p in EXAMPLES.glob("*.py")
         )
@@ -73,7 +92,13 @@ class TestExamples:
         extra = {_name(spec) for spec in project["optional-dependencies"]["examples"]}
         imported = set().union(*(third_party_imports(p) for p in EXAMPLES.glob("*.py")))
 
-        assert {"structlog", "loguru", "flask", "opentelemetry-instrumentation-flask"} == imported
+        web = {"django", "flask-login", "fastapi", "starlette", "celery"}
+        assert {
+            "structlog",
+            "loguru",
+            "flask",
+            "opentelemetry-instrumentation-flask",
+        } | web == imported
         assert imported <= extra
 
     @pytest.mark.parametrize(
@@ -101,12 +126,22 @@ class TestExamples:
         for text in expected:
             assert text in result.stdout
 
+    @pytest.mark.parametrize("example", sorted(WEB_EXAMPLES))
+    def test_web_example(self, example: str) -> None:
+        """Each web framework example serves its requests and shows the messages."""
+        done = _run(example)
+
+        assert 0 == done.returncode, done.stderr
+        for text in WEB_EXAMPLES[example]:
+            assert text in done.stdout
+
 
 BASE: Final = ("otel_segment", "opentelemetry.sdk", "opentelemetry", "requests", "orjson")
 """Import roots the base install provides (with the standard library)."""
 
 DISTRIBUTIONS: Final = {
-    "opentelemetry.instrumentation.flask": "opentelemetry-instrumentation-flask"
+    "opentelemetry.instrumentation.flask": "opentelemetry-instrumentation-flask",
+    "flask_login": "flask-login",
 }
 """Distribution names of modules whose name differs."""
 

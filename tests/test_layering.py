@@ -26,6 +26,7 @@ RANKS: Final = {
     "errors": 0,
     "sink": 1,
     "identity": 1,
+    "plans": 1,
     "pipeline": 2,
     "_default": 3,
     "sources": 4,

@@ -117,9 +117,12 @@ class Intake:
                 errors = []
                 for kind, fields in mapped:
                     try:
-                        tally.encoded.append(encode(str(kind), **fields))
+                        data = encode(str(kind), **fields)
                     except (TypeError, ValueError) as error:  # counted by the client
                         errors.append(error)
+                    else:
+                        if data is not None:  # None: a hook (before_send, the plan) took it
+                            tally.encoded.append(data)
                 if errors:
                     tally.reject(errors[0])
         return tally

@@ -52,6 +52,8 @@ _COUNTERS: Final = (
     "retried",
     "batches",
     "bytes",
+    "filtered",  # dropped by before_send (pipeline/hooks.py)
+    "violations",  # broke the tracking plan (pipeline/hooks.py)
 )
 
 _IN_PIPELINE: Final = contextvars.ContextVar("otel_segment_in_pipeline", default=False)
@@ -193,6 +195,15 @@ class BatchProcessor:
         """Count and report a message refused before queueing (too large)."""
         self.count_rejected()
         self._reporter.rejected(error, message)
+
+    def count_filtered(self) -> None:
+        """Count a message ``before_send`` dropped (not an error: nothing is reported)."""
+        self._count(filtered=1)
+
+    def count_violation(self, message: Any, error: Exception) -> None:
+        """Count a message that breaks the tracking plan, and hand it to ``on_error``."""
+        self._count(violations=1)
+        self._reporter.violated(error, message)
 
     def stats(self) -> dict[str, int]:
         """Counters since start, and ``queued``: messages waiting now."""

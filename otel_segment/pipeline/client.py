@@ -19,12 +19,14 @@ from typing import TYPE_CHECKING, Any, Final, Self
 from opentelemetry import trace as otel_trace
 
 from otel_segment.errors import ClientClosedError, MessageTooLargeError
+from otel_segment.pipeline import capture as _capture
 from otel_segment.pipeline import messages, tracking
 from otel_segment.pipeline import options as _options
 from otel_segment.pipeline.assembly import build_processor
 from otel_segment.pipeline.batching import ErrorCallback, in_pipeline
 from otel_segment.pipeline.config import MAX_SEGMENT_BATCH_BYTES, ClientConfig
 from otel_segment.pipeline.encoding import dumps
+from otel_segment.pipeline.hooks import message_hooks
 from otel_segment.pipeline.lifecycle import deadline_after, remaining
 from otel_segment.pipeline.oauth import DEFAULT_AUTH_SERVER, DEFAULT_SCOPE
 from otel_segment.pipeline.options import DEFAULT_HOST, ENV_HOST, ENV_WRITE_KEY
@@ -37,7 +39,9 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from types import TracebackType
 
+    from otel_segment.pipeline.config import OnViolation
     from otel_segment.pipeline.retry import RetryPolicy
+    from otel_segment.plans import TrackingPlan
 
 __all__ = [
     "DEFAULT_HOST",
@@ -108,6 +112,14 @@ class Client:
             the oldest spooled messages are dropped, counted and reported.
         max_in_flight: Requests under way at once.
         exit_timeout: Seconds the queue may take to drain at interpreter exit.
+        before_send: ``callable(message) -> message | None``, called on the caller's
+            thread with each complete message before the plan check and encoding;
+            ``None`` drops it (``stats()["filtered"]``); an exception rejects it.
+        super_properties: Merged under every track's, page's and screen's properties.
+        plan: A :class:`~otel_segment.TrackingPlan` every message is checked against.
+        on_violation: What a violation does: ``"report"`` (count, ``on_error``, send),
+            ``"drop"`` (also do not send) or ``"raise"`` (also raise
+            :class:`~otel_segment.PlanViolation` from direct calls; sources drop).
 
     Raises:
         TypeError: An option has the wrong type.
@@ -155,6 +167,10 @@ class Client:
         spool_max_bytes: int = DEFAULT_SPOOL_MAX_BYTES,
         max_in_flight: int = 2,
         exit_timeout: float = 5.0,
+        before_send: Callable[[dict[str, Any]], dict[str, Any] | None] | None = None,
+        super_properties: Mapping[str, Any] | None = None,
+        plan: TrackingPlan | None = None,
+        on_violation: OnViolation = "report",
     ) -> None:
         # segment-analytics-python 2.4's arguments come first, in its positional order
         # (README, "Migrating"); the resolution of every option lives in ClientConfig.
@@ -173,6 +189,7 @@ class Client:
             dict(config.default_context), {"library": messages.LIBRARY}
         )
         self._processor = build_processor(config)
+        self._hooks = message_hooks(config, self._processor)  # None: no hooks configured
         self._periodic = Periodic()
         self._closed = False
         _LIVE.add(self)
@@ -334,7 +351,9 @@ class Client:
         Send a message of *type* (``"track"``, ``"identify"`` ...) from keyword *fields*.
 
         The entry point for sources that decide the type at run time (log records,
-        spans); the fields are those of the matching call.
+        spans); the fields are those of the matching call. A message breaking the
+        tracking plan is never raised from here, whatever ``on_violation`` says: it is
+        dropped (and reported) instead.
 
         Raises:
             ValueError: *type* is not one of the six Segment calls.
@@ -344,14 +363,21 @@ class Client:
             raise ValueError(
                 f"type must be one of {', '.join(messages.MESSAGE_TYPES)}, got {type!r}"
             )
-        return self._send(functools.partial(builder, **fields), ())
+        return self._send(functools.partial(builder, **fields), (), raising=False)
 
     # -- the pipeline ----------------------------------------------------------------
 
-    def _send(self, builder: Callable[..., messages.Message], fields: tuple[Any, ...]) -> Result:
+    def _send(  # noqa: C901 - the hot path, kept in one frame
+        self,
+        builder: Callable[..., messages.Message],
+        fields: tuple[Any, ...],
+        *,
+        raising: bool = True,
+    ) -> Result:
         """Build a message from the call's *fields* (positional), encode it and queue it."""
         if self._closed:
             raise ClientClosedError("this client was shut down; create a new one")
+        hooks = self._hooks
         try:
             msg = builder(self._base_context, *fields)
             span = otel_trace.get_current_span().get_span_context()
@@ -360,13 +386,19 @@ class Client:
                     "trace_id": format(span.trace_id, "032x"),
                     "span_id": format(span.span_id, "016x"),
                 }
-            data = dumps(msg)
+            if hooks is None:
+                data = dumps(msg)
         except (TypeError, ValueError):
             self._processor.count_rejected()
             raise
         except Exception as exc:  # a caller's object raised where no field check caught it
             self._processor.count_rejected()
             raise messages.unreadable(exc) from exc
+        if hooks is not None:  # super_properties, before_send, the plan: pipeline/hooks.py
+            msg, encoded = hooks(msg, raising)
+            if encoded is None:
+                return False, msg
+            data = encoded
         if len(data) > self.config.max_message_bytes:
             error = MessageTooLargeError(
                 f"{msg['type']} message is {len(data)} bytes encoded; "
@@ -374,6 +406,8 @@ class Client:
             )
             self._processor.reject(msg, error)
             return False, msg
+        if _capture.active and not _capture.record(data):  # testing.capture(): not sent
+            return True, msg
         if not self.send:
             return True, msg
         if self.sync_mode:
@@ -382,13 +416,18 @@ class Client:
 
     # -- whole requests, all or nothing (the gateway) ----------------------------------
 
-    def encode(self, type: str, **fields: Any) -> bytes:
+    def encode(self, type: str, **fields: Any) -> bytes | None:
         """
-        Build, validate and encode a message as :meth:`message` would, without queueing it.
+        Build, check and encode a message as :meth:`message` would, without queueing it.
 
-        For :meth:`enqueue_all`. Ids of the active span are not added: such a source
-        carries its own in ``context.trace``. An invalid or oversize message is counted
-        in ``stats()["rejected"]``.
+        For :meth:`enqueue_all`. The client's hooks apply (super properties,
+        ``before_send``, the tracking plan, as for a source: never raising a plan
+        violation). Ids of the active span are not added: such a source carries its own
+        in ``context.trace``. An invalid or oversize message is counted in
+        ``stats()["rejected"]``.
+
+        Returns:
+            The encoded message, or ``None`` when a hook dropped it (counted there).
 
         Raises:
             TypeError: A field has the wrong type.
@@ -404,15 +443,21 @@ class Client:
             )
         if self._closed:
             raise ClientClosedError("this client was shut down; create a new one")
+        hooks = self._hooks
         try:
-            data = dumps(builder(self._base_context, **fields))
+            msg = builder(self._base_context, **fields)
+            data = dumps(msg) if hooks is None else None
         except (TypeError, ValueError):
             self._processor.count_rejected()
             raise
         except Exception as exc:  # as in _send: a value raised where no field check caught it
             self._processor.count_rejected()
             raise messages.unreadable(exc) from exc
-        if len(data) > self.config.max_message_bytes:
+        if hooks is not None:
+            msg, data = hooks(msg, False)  # noqa: FBT003 - the runner takes it positionally
+            if data is None:
+                return None
+        if data is not None and len(data) > self.config.max_message_bytes:
             self._processor.count_rejected()
             raise MessageTooLargeError(
                 f"{type} message is {len(data)} bytes encoded; "
@@ -433,7 +478,9 @@ class Client:
         """
         if self._closed:
             raise ClientClosedError("this client was shut down; create a new one")
-        return True if not self.send else self._processor.enqueue_all(encoded)
+        if _capture.active:  # testing.capture(): recorded; sent only if it says so
+            encoded = [data for data in encoded if _capture.record(data)]
+        return True if not self.send or not encoded else self._processor.enqueue_all(encoded)
 
     def wait_durable(self, timeout: float | None = None) -> bool:
         """
@@ -528,8 +575,9 @@ class Client:
 
         Keys: ``enqueued``, ``delivered``, ``dropped`` (queue full or closed),
         ``rejected`` (invalid or oversize), ``failed`` (given up), ``retried``
-        (requests sent again), ``batches`` and ``bytes`` (delivered), and ``queued``
-        (waiting now); with a spool also ``spooled`` (messages in the spool file).
+        (requests sent again), ``batches`` and ``bytes`` (delivered), ``filtered``
+        (dropped by ``before_send``), ``violations`` (broke the tracking plan), and
+        ``queued`` (waiting now); with a spool also ``spooled`` (messages in the spool file).
         """
         return self._processor.stats()
 

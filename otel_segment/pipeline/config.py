@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from otel_segment.pipeline import options
 from otel_segment.pipeline.encoding import BatchEnvelope
@@ -22,8 +22,10 @@ from otel_segment.pipeline.spool import DEFAULT_SPOOL_MAX_BYTES
 
 if TYPE_CHECKING:
     import logging
+    from collections.abc import Callable
 
     from otel_segment.pipeline.reporting import ErrorCallback
+    from otel_segment.plans import TrackingPlan
 
 __all__ = ["DEFAULTS", "MAX_SEGMENT_BATCH_BYTES", "MAX_SEGMENT_MESSAGE_BYTES", "ClientConfig"]
 
@@ -32,6 +34,9 @@ MAX_SEGMENT_BATCH_BYTES: Final = 500 * 1024
 
 MAX_SEGMENT_MESSAGE_BYTES: Final = 32 * 1024
 """Segment's limit on one message."""
+
+OnViolation = Literal["report", "drop", "raise"]
+"""What a client does with a message that breaks its tracking plan."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -67,6 +72,11 @@ class ClientConfig:
     exit_timeout: float = 5.0
     log_handler: logging.Handler | None = None
     oauth: OAuthSettings | None = None
+    # -- hooks on every message (pipeline/hooks.py) --
+    before_send: Callable[[dict[str, Any]], dict[str, Any] | None] | None = None
+    super_properties: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    plan: TrackingPlan | None = None
+    on_violation: OnViolation = "report"
 
     @classmethod
     def resolve(cls, **given: Any) -> ClientConfig:
@@ -134,6 +144,7 @@ class ClientConfig:
                 given["oauth_auth_server"],
                 given["oauth_scope"],
             ),
+            **_hooks(given),
         )
         config.check()
         return config
@@ -170,6 +181,31 @@ def _context(value: object) -> dict[str, Any]:
     if value is not None and not isinstance(value, Mapping):
         raise TypeError(f"default_context must be a mapping, got {type(value).__name__}")
     return dict(value or {})
+
+
+def _hooks(given: Mapping[str, Any]) -> dict[str, Any]:
+    """``before_send``, ``super_properties``, ``plan`` and ``on_violation``, checked."""
+    before_send = given.get("before_send")
+    if before_send is not None and not callable(before_send):
+        raise TypeError(f"before_send must be callable, got {type(before_send).__name__}")
+    properties = given.get("super_properties")
+    if properties is not None and not isinstance(properties, Mapping):
+        raise TypeError(f"super_properties must be a mapping, got {type(properties).__name__}")
+    plan = given.get("plan")
+    if plan is not None:
+        from otel_segment.plans import TrackingPlan  # noqa: PLC0415 - only when a plan is given
+
+        if not isinstance(plan, TrackingPlan):
+            raise TypeError(f"plan must be a TrackingPlan, got {type(plan).__name__}")
+    on_violation = given.get("on_violation", "report")
+    if on_violation not in {"report", "drop", "raise"}:
+        raise ValueError(f"on_violation must be 'report', 'drop' or 'raise', got {on_violation!r}")
+    return {
+        "before_send": before_send,
+        "super_properties": dict(properties or {}),
+        "plan": plan,
+        "on_violation": on_violation,
+    }
 
 
 def _max_message_bytes(value: object, max_batch_bytes: int, write_key: str) -> int:

@@ -66,6 +66,10 @@ class Reporter:
         _logger.warning("message rejected: %s", error)
         self._report_decoded(error, [message])
 
+    def violated(self, error: Exception, message: dict[str, Any]) -> None:
+        """Report a message that breaks the tracking plan (the hooks log, rate-limited)."""
+        self._report_decoded(error, [message])
+
     def _report(self, error: Exception, items: list[bytes]) -> None:
         if self._on_error is not None:  # decode only for a callback
             self._report_decoded(error, [loads(item) for item in items])
