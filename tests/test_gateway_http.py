@@ -256,6 +256,17 @@ class TestBadInput:
                 gateway, 'otel_segment_gateway_bad_input_total{reason="too_large"}'
             )
 
+    def test_json_bodies_get_a_quarter_of_the_limit(self, sink: Sink) -> None:
+        """Parsed JSON takes far more memory than protobuf: its limit is a quarter."""
+        with serving(gateway_client(sink.url), max_body_bytes=64 * 1024) as gateway:
+            request = tracks(100)
+            as_json = orjson.dumps(otlp_json(request))
+            assert 16 * 1024 < len(as_json) < 64 * 1024
+            assert 413 == post(gateway, "/v1/logs", as_json, JSON).status_code
+            assert (
+                200 == post(gateway, "/v1/logs", request.SerializeToString(), PROTOBUF).status_code
+            )
+
     def test_more_messages_than_the_queue_holds_get_413(self, sink: Sink) -> None:
         """A request that could never fit the queue: 413 (retrying would not help)."""
         with serving(gateway_client(sink.url, max_queue_size=10)) as gateway:

@@ -70,7 +70,7 @@ def _add_listening(listen: argparse._ArgumentGroup) -> None:
         "--max-body-bytes",
         type=_positive_int,
         default=20 * _MIB,
-        help="largest request body, also inflated (default 20 MiB)",
+        help="largest request body, also inflated; OTLP JSON: a quarter (default 20 MiB)",
     )
     listen.add_argument(
         "--drain-timeout",

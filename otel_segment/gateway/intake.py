@@ -84,12 +84,6 @@ class Intake:
         """
         try:
             tally = self._encode(request)
-            if len(tally.encoded) > self._capacity:
-                raise BodyError(
-                    413,
-                    f"the request holds {len(tally.encoded)} messages; the gateway's queue "
-                    f"takes {self._capacity} at most: send smaller requests",
-                )
             full = bool(tally.encoded) and not self._client.enqueue_all(tally.encoded)
             verdict = FULL if full else ACCEPTED
         except ClientClosedError:  # the gateway is draining
@@ -123,9 +117,19 @@ class Intake:
                     else:
                         if data is not None:  # None: a hook (before_send, the plan) took it
                             tally.encoded.append(data)
+                if len(tally.encoded) > self._capacity:  # stop early: memory stays bounded
+                    raise _too_many(self._capacity)
                 if errors:
                     tally.reject(errors[0])
         return tally
+
+
+def _too_many(capacity: int) -> BodyError:
+    return BodyError(
+        413,
+        f"the request holds more than {capacity} messages, all the gateway's queue takes: "
+        "send smaller requests",
+    )
 
 
 @dataclass(slots=True)

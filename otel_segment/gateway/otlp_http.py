@@ -11,7 +11,8 @@ the whole request and 503 while draining, with ``Retry-After``; error bodies are
 ``/metrics`` (Prometheus text) need no token.
 
 Memory stays bounded whatever the load: a body is refused past ``max_body_bytes``
-(declared or read), bodies being read share a budget of ``body_budget_bytes`` (past it,
+(declared, read or inflated; a quarter of it for OTLP JSON, which takes far more memory
+once parsed), bodies being read share a budget of ``body_budget_bytes`` (past it,
 503), and one that trickles in slower than ``body_timeout_seconds`` is cut off.
 """
 
@@ -66,6 +67,8 @@ _GRPC_CODE: Final = {
     429: Code.RESOURCE_EXHAUSTED,
     503: Code.UNAVAILABLE,
 }
+JSON_SHARE: Final = 4
+"""OTLP JSON bodies may be this many times smaller than protobuf ones (``max_body_bytes``)."""
 _BAD_INPUT: Final = {
     400: "undecodable",
     408: "slow_body",
@@ -103,6 +106,9 @@ class HttpApp:
     ) -> None:
         self._service = service
         self._max_body = max_body_bytes
+        # Parsed OTLP JSON takes about ten times its size in memory (protobuf: three):
+        # a quarter of the limit keeps one request of either kind within the same bound.
+        self._max_json = max(1, max_body_bytes // JSON_SHARE)
         self._budget_left = body_budget_bytes
         self._body_timeout = body_timeout_seconds
 
@@ -139,6 +145,7 @@ class HttpApp:
                 metrics.bad_input.labels("unauthorized").inc()
                 raise _Refused(401, "missing or wrong bearer token")  # noqa: TRY301
             kind = media_type(headers.get("content-type"))
+            limit = self._max_body if kind == PROTOBUF else self._max_json
             # No local keeps the body or the request: an export waiting for the spool
             # holds neither.
             outcome = await service.export(
@@ -146,9 +153,9 @@ class HttpApp:
                 decode(
                     signal,
                     inflate(
-                        await self._body(receive, headers.get("content-length")),
+                        await self._body(receive, headers.get("content-length"), limit),
                         headers.get("content-encoding"),
-                        self._max_body,
+                        limit,
                     ),
                     kind,
                 ),
@@ -167,10 +174,10 @@ class HttpApp:
             extra.append((b"www-authenticate", b"Bearer"))
         await _reply(send, status, kind, _encoded(answer, kind), extra)
 
-    async def _body(self, receive: Receive, declared: str | None) -> bytes:
-        """The whole body, within the size limit, the shared budget and the time limit."""
-        if declared is not None and declared.isdigit() and int(declared) > self._max_body:
-            raise BodyError(413, f"the body is larger than {self._max_body} bytes")
+    async def _body(self, receive: Receive, declared: str | None, limit: int) -> bytes:
+        """The whole body, within *limit* bytes, the shared budget and the time limit."""
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise BodyError(413, f"the body is larger than {limit} bytes")
         chunks: list[bytes] = []
         size = 0
         try:
@@ -181,8 +188,8 @@ class HttpApp:
                         raise _Refused(400, "the client went away")
                     chunk: bytes = message.get("body", b"")
                     size += len(chunk)
-                    if size > self._max_body:
-                        raise BodyError(413, f"the body is larger than {self._max_body} bytes")
+                    if size > limit:
+                        raise BodyError(413, f"the body is larger than {limit} bytes")
                     if len(chunk) > self._budget_left:
                         raise _Refused(503, "too many request bodies being read; retry later")
                     self._budget_left -= len(chunk)
