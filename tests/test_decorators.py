@@ -23,7 +23,7 @@ from opentelemetry.sdk.trace import TracerProvider
 
 import otel_segment
 from otel_segment import Client, _default, snapshot, tracked
-from otel_segment.pipeline.batching import _IN_PIPELINE
+from otel_segment.pipeline.guard import inside_pipeline
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
@@ -510,11 +510,8 @@ class TestTrackingNeverRaises:
         def act(user: User) -> int:
             return 1
 
-        token = _IN_PIPELINE.set(True)
-        try:
+        with inside_pipeline():
             assert 1 == act(ADA)
-        finally:
-            _IN_PIPELINE.reset(token)
         assert [] == delivered(client, segment_server)
         assert 1 == client.stats()["rejected"]
 

@@ -183,7 +183,7 @@ class TestLayering:
         assert set() == long - NOT_YET_SPLIT
 
 
-NOT_YET_SPLIT: Final = {"pipeline.client", "pipeline.batching", "sink", "sources.handler"}
+NOT_YET_SPLIT: Final = {"pipeline.client", "sink", "sources.handler"}
 """Modules still over the limit, to be split (issue 11); the list only shrinks."""
 
 MODULES: Final = {

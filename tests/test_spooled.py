@@ -11,7 +11,7 @@ from _helpers import ErrorLog
 
 from otel_segment import Client, DeliveryError, SpoolError
 from otel_segment.pipeline.spool import Spool
-from otel_segment.pipeline.spooled import WRITE_INTERVAL_SECONDS, SpooledProcessor
+from otel_segment.pipeline.spooled import WRITE_INTERVAL_SECONDS, SpoolBacklog
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -23,11 +23,11 @@ if TYPE_CHECKING:
 DOWN = "http://127.0.0.1:9"  # the discard port: nothing answers
 
 
-def processor_of(client: Client) -> SpooledProcessor:
-    """The client's pipeline, which must be the spooled one."""
-    processor = client._processor
-    assert isinstance(processor, SpooledProcessor)
-    return processor
+def processor_of(client: Client) -> SpoolBacklog:
+    """The client's backlog, which must be the spool."""
+    backlog = client._processor.backlog
+    assert isinstance(backlog, SpoolBacklog)
+    return backlog
 
 
 def rows(path: Path) -> list[bytes]:
