@@ -316,7 +316,9 @@ class TestResults:
         delivered(client, segment_server, 1)
         stats = client.stats()
 
-        counters = "enqueued delivered dropped rejected failed retried batches bytes queued"
+        counters = (
+            "enqueued delivered dropped rejected filtered failed retried batches bytes queued"
+        )
         assert set(counters.split()) == set(stats)
         assert (1, 1, 1, 0) == (
             stats["enqueued"],

@@ -20,7 +20,7 @@ import functools
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
 from otel_segment.errors import DeliveryError, QueueFullError, ShutdownError
 from otel_segment.pipeline.backlogs import Batch, MemoryBacklog
@@ -45,8 +45,7 @@ __all__ = [
 _logger = logging.getLogger("otel_segment")
 
 _ABORT_GRACE_SECONDS: Final = 0.1
-_COUNTERS: Final = ("enqueued", "delivered", "dropped", "rejected", "failed", "retried")
-_SENT_COUNTERS: Final = ("batches", "bytes")
+_COUNTERS: Final = ("enqueued", "delivered", "retried", "batches", "bytes")  # the rest: Reporter
 
 
 class BatchProcessor:
@@ -105,13 +104,18 @@ class BatchProcessor:
         self._flushing = 0
         self._first_at: float | None = None
         self._inflight = InFlight()
-        self._counts = dict.fromkeys(_COUNTERS + _SENT_COUNTERS, 0)
+        self._counts = dict.fromkeys(_COUNTERS, 0)
         self._reporter = Reporter(self._on_error)
 
     @property
     def backlog(self) -> Backlog:
         """Where messages wait."""
         return self._backlog
+
+    @property
+    def reporter(self) -> Reporter:
+        """Counts and reports every message that will not be delivered (new after fork)."""
+        return self._reporter
 
     # -- the caller's side ---------------------------------------------------------
 
@@ -125,7 +129,6 @@ class BatchProcessor:
                         self._start_workers()
                     self._work.notify()
                 return True
-            self._counts["dropped"] += 1
         self._dropped([data])
         return False
 
@@ -136,20 +139,10 @@ class BatchProcessor:
         with inside_pipeline():
             return self._deliver(Batch([data]))
 
-    def count_rejected(self) -> None:
-        """Count a message refused before queueing."""
-        with self._lock:
-            self._counts["rejected"] += 1
-
-    def reject(self, message: Any, error: Exception) -> None:
-        """Count and report a message refused before queueing (too large)."""
-        self.count_rejected()
-        self._reporter.rejected(error, message)
-
     def stats(self) -> dict[str, int]:
         """Counters since start, ``queued`` (waiting now), and the backlog's own figures."""
         with self._lock:
-            counts = {**self._counts, "queued": len(self._backlog)}
+            counts = {**self._counts, **self._reporter.counts(), "queued": len(self._backlog)}
             self._backlog.stats(counts)
         return counts
 
@@ -265,7 +258,6 @@ class BatchProcessor:
 
     def dropped(self, error: Exception, items: list[bytes]) -> None:
         """Count and report messages the backlog dropped."""
-        self._count(dropped=len(items))
         self._reporter.dropped(error, items)
 
     # -- workers -------------------------------------------------------------------
@@ -392,15 +384,10 @@ class BatchProcessor:
         """Hand a batch given up to the backlog; fail what it does not keep."""
         failed = self._backlog.settle(batch, error)
         if failed:
-            self._fail(error, failed)
-
-    def _fail(self, error: Exception, items: list[bytes]) -> None:
-        """Count, log and report messages given up."""
-        self._count(failed=len(items))
-        self._reporter.failed(error, items)
+            self._reporter.failed(error, failed)
 
     def _dropped(self, items: list[bytes]) -> None:
-        """Report messages the caller's enqueue dropped (already counted)."""
+        """Count and report messages the caller's enqueue dropped."""
         error = (
             ShutdownError("client is shut down; message dropped")
             if self._closed

@@ -356,14 +356,14 @@ class Client:
                 }
             data = dumps(msg)
         except (TypeError, ValueError):
-            self._processor.count_rejected()
+            self._processor.reporter.count("rejected")  # the caller is told: it raises
             raise
         if len(data) > self.config.max_message_bytes:
             error = MessageTooLargeError(
                 f"{msg['type']} message is {len(data)} bytes encoded; "
                 f"max_message_bytes is {self.config.max_message_bytes}"
             )
-            self._processor.reject(msg, error)
+            self._processor.reporter.rejected(error, msg)
             return False, msg
         if not self.send:
             return True, msg
@@ -372,9 +372,12 @@ class Client:
         return self._processor.enqueue(data), msg
 
     def reject(self, error: Exception) -> None:
-        """Count a message a source could not build (shows in ``stats()["rejected"]``)."""
-        self._processor.count_rejected()
-        _logger.warning("message rejected: %s", error)
+        """
+        Count a message a source could not build (shows in ``stats()["rejected"]``).
+
+        Logged like every loss: one line per 10 s at most, with the number held back.
+        """
+        self._processor.reporter.rejected(error)
 
     def flush(self, timeout: float | None = None) -> bool:
         """
@@ -454,7 +457,8 @@ class Client:
         Counters of the pipeline.
 
         Keys: ``enqueued``, ``delivered``, ``dropped`` (queue full or closed),
-        ``rejected`` (invalid or oversize), ``failed`` (given up), ``retried``
+        ``rejected`` (invalid or oversize), ``filtered`` (``before_send`` said no),
+        ``failed`` (given up), ``retried``
         (requests sent again), ``batches`` and ``bytes`` (delivered), and ``queued``
         (waiting now); with a spool also ``spooled`` (messages in the spool file).
         """

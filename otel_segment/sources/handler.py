@@ -15,7 +15,6 @@ import contextvars
 import inspect
 import logging
 import threading
-import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
@@ -26,6 +25,7 @@ from otel_segment.errors import ClientClosedError
 from otel_segment.pipeline.batching import in_pipeline
 from otel_segment.pipeline.client import Client
 from otel_segment.pipeline.messages import MESSAGE_TYPES
+from otel_segment.pipeline.reporting import Throttle, log_throttled
 
 if TYPE_CHECKING:
     import datetime as dt
@@ -63,7 +63,6 @@ _ANNOTATION_NAME: Final = f"extra[{ANNOTATION_KEY!r}]"
 # A record with no more attributes than a plain one plus the annotation has no extras.
 _PLAIN_ATTRIBUTES: Final = len(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) + 1
 _NAMED_BY_MESSAGE: Final = {"track": "event", "page": "name", "screen": "name"}
-_WARNING_INTERVAL_SECONDS: Final = 10.0
 
 # Set while this thread emits: a record logged meanwhile (by a mapper, a __str__, the
 # client) is never forwarded, whatever its logger.
@@ -237,9 +236,7 @@ class SegmentHandler(logging.Handler):
         self._mapper = mapper
         self._closed = False
         self._close_lock = threading.Lock()
-        self._warn_lock = threading.Lock()
-        self._last_warning = -_WARNING_INTERVAL_SECONDS
-        self._unwarned = 0
+        self._throttle = Throttle()
 
     def __repr__(self) -> str:
         """Show the level and which client is fed (never the write key)."""
@@ -354,23 +351,9 @@ class SegmentHandler(logging.Handler):
         )
 
     def _warn(self, record: logging.LogRecord, problem: str) -> None:
-        """Report a dropped record under ``otel_segment``, at most once per interval."""
-        now = time.monotonic()
-        with self._warn_lock:
-            if now - self._last_warning < _WARNING_INTERVAL_SECONDS:
-                self._unwarned += 1
-                return
-            self._last_warning = now
-            unwarned, self._unwarned = self._unwarned, 0
-        if unwarned:
-            _logger.warning(
-                "log record from %r dropped: %s (and %d more since the last report)",
-                record.name,
-                problem,
-                unwarned,
-            )
-        else:
-            _logger.warning("log record from %r dropped: %s", record.name, problem)
+        """Report a dropped record under ``otel_segment``, rate-limited like every loss."""
+        line = "log record from %r dropped: %s"
+        log_throttled(self._throttle, logging.WARNING, line, record.name, problem)
 
 
 def _annotation(record: logging.LogRecord) -> tuple[object, dict[str, Any]] | None:
