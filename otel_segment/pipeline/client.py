@@ -8,7 +8,6 @@ caller's thread never touches the network unless ``sync_mode`` asks for it.
 
 from __future__ import annotations
 
-import atexit
 import functools
 import logging
 from collections.abc import Callable, Mapping
@@ -27,7 +26,12 @@ from otel_segment.pipeline.config import (
     ClientConfig,
 )
 from otel_segment.pipeline.encoding import dumps
-from otel_segment.pipeline.lifecycle import deadline_after, remaining
+from otel_segment.pipeline.lifecycle import (
+    deadline_after,
+    drain_at_exit,
+    forget_at_exit,
+    remaining,
+)
 from otel_segment.pipeline.options import DEFAULT_HOST, ENV_HOST, ENV_WRITE_KEY
 from otel_segment.pipeline.periodic import Periodic
 from otel_segment.pipeline.spool import DEFAULT_SPOOL_MAX_BYTES
@@ -169,7 +173,7 @@ class Client:
         self._processor = build_processor(config)
         self._periodic = Periodic()
         self._closed = False
-        _LIVE.add(self)
+        drain_at_exit(self, config.exit_timeout)
 
     def __repr__(self) -> str:
         """Show the endpoint and batching settings, never the write key."""
@@ -403,7 +407,7 @@ class Client:
         deadline = deadline_after(timeout)
         self._periodic.stop(timeout)
         self._closed = True
-        _LIVE.discard(self)
+        forget_at_exit(self)
         return self._processor.shutdown(remaining(deadline))
 
     def every(self, seconds: float, callback: Callable[[], object]) -> Callable[[], None]:
@@ -486,19 +490,3 @@ _BUILDERS: Final[dict[str, Callable[..., messages.Message]]] = {
     "group": messages.group,
     "alias": messages.alias,
 }
-
-
-# Every client not yet shut down, so that one exit hook drains them all. Held strongly:
-# a client the program dropped may still have messages queued (its workers outlive it).
-_LIVE: Final[set[Client]] = set()
-
-
-def _shutdown_all_at_exit() -> None:
-    for client in list(_LIVE):
-        try:
-            client.shutdown(timeout=client.config.exit_timeout)
-        except Exception:
-            _logger.exception("draining at exit failed")
-
-
-atexit.register(_shutdown_all_at_exit)
