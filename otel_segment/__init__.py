@@ -30,6 +30,7 @@ from otel_segment.errors import (
 )
 from otel_segment.pipeline.client import Client
 from otel_segment.pipeline.retry import RetryPolicy
+from otel_segment.pipeline.signals import drain_on_signals
 from otel_segment.sources.decorators import snapshot, tracked
 from otel_segment.sources.handler import SegmentHandler, annotate
 
@@ -70,6 +71,7 @@ __all__ = [
     "annotate",
     "configure",
     "default_client",
+    "drain_on_signals",
     "flush",
     "group",
     "identify",

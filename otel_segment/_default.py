@@ -11,6 +11,7 @@ all of it back as it was at import (for tests, like structlog's ``reset_defaults
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import threading
 from typing import TYPE_CHECKING, Any, Final
@@ -67,7 +68,7 @@ SETTING_DEFAULTS: Final[dict[str, Any]] = {
 }
 """Their values at import, which :func:`reset` restores."""
 
-_lock: Final = threading.Lock()
+_lock = threading.Lock()
 
 # Called with each default client built (``@snapshot`` registers on it); see on_client().
 _listeners: Final[list[Callable[[Client], object]]] = []
@@ -164,3 +165,12 @@ def reset() -> None:
         _listeners.clear()
     if client is not None:
         client.shutdown(client.config.exit_timeout)
+
+
+def _after_fork_in_child() -> None:
+    """A lock a parent's thread held at the fork would never be released in the child."""
+    global _lock  # noqa: PLW0603 - replaced, not shared: the child's own
+    _lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)

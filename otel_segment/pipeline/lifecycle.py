@@ -16,19 +16,25 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import sys
 import threading
 import time
 import weakref
-from typing import Final, Protocol
+from typing import TYPE_CHECKING, Final, Protocol
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = [
     "deadline_after",
     "drain_all",
     "drain_at_exit",
+    "exit_timeouts",
     "forget_at_exit",
     "forget_at_fork",
     "remaining",
     "reset_at_fork",
+    "when_drained",
 ]
 
 _logger = logging.getLogger("otel_segment")
@@ -41,13 +47,22 @@ class _ForkAware(Protocol):
 class _Drainable(Protocol):
     def shutdown(self, timeout: float | None = None) -> bool: ...
 
+    def flush(self, timeout: float | None = None) -> bool: ...
+
+
+class _Hook:
+    """A weakly referable key for multiprocessing's after-fork registry."""
+
 
 # Every object to reset in a forked child, so that one fork hook reaches them all.
 _FORK_RESET: Final[weakref.WeakSet[_ForkAware]] = weakref.WeakSet()
 
 # Every client to drain at exit, with its exit timeout (see the module docstring).
 _EXIT_DRAIN: Final[dict[_Drainable, float]] = {}
-_exit_lock = threading.Lock()
+_WHEN_DRAINED: Final[list[Callable[[], object]]] = []  # to run when the drain under way ends
+_exit_lock = threading.RLock()  # re-entrant: a signal handler may run while its thread holds it
+_draining = 0  # drains under way
+_MULTIPROCESSING_HOOK: Final = _Hook()
 
 
 def deadline_after(timeout: float | None) -> float | None:
@@ -75,15 +90,55 @@ def forget_at_exit(target: _Drainable) -> None:
         _EXIT_DRAIN.pop(target, None)
 
 
-def drain_all() -> None:
-    """Shut down every client not yet shut down, each within its exit timeout; never raises."""
+def exit_timeouts() -> float:
+    """Seconds :func:`drain_all` may take at most: the clients' exit timeouts together."""
+    with _exit_lock:
+        return sum(_EXIT_DRAIN.values())
+
+
+def drain_all(*, close: bool = True) -> None:
+    """
+    Shut down every client not yet shut down, each within its exit timeout; never raises.
+
+    Args:
+        close: ``False`` flushes them instead (a process that may live on, e.g. after
+            a signal a handler of its own catches).
+    """
+    global _draining  # noqa: PLW0603 - guarded by _exit_lock
     with _exit_lock:
         targets = list(_EXIT_DRAIN.items())
-    for target, timeout in targets:
-        try:
-            target.shutdown(timeout)
-        except Exception:
-            _logger.exception("draining at exit failed")
+        _draining += 1
+    try:
+        for target, timeout in targets:
+            try:
+                if close:
+                    target.shutdown(timeout)
+                else:
+                    target.flush(timeout)
+            except Exception:
+                _logger.exception("draining at exit failed")
+    finally:
+        with _exit_lock:
+            _draining -= 1
+            callbacks = [] if _draining else list(_WHEN_DRAINED)
+            if not _draining:
+                _WHEN_DRAINED.clear()
+        for callback in callbacks:
+            callback()
+
+
+def when_drained(callback: Callable[[], object]) -> bool:
+    """
+    Call *callback* once the drain under way ends, if one is (on any thread).
+
+    Returns:
+        Whether a drain was under way; if not, *callback* is not called.
+    """
+    with _exit_lock:
+        if not _draining:
+            return False
+        _WHEN_DRAINED.append(callback)
+        return True
 
 
 # -- the fork registry -------------------------------------------------------------------
@@ -100,10 +155,29 @@ def forget_at_fork(target: _ForkAware) -> None:
 
 
 def _reset_all_in_child() -> None:
-    global _exit_lock  # noqa: PLW0603 - a lock a parent's thread held at the fork is dead here
-    _exit_lock = threading.Lock()
+    global _exit_lock, _draining  # noqa: PLW0603 - what a parent's thread held is dead here
+    _exit_lock = threading.RLock()
+    _draining = 0
+    _WHEN_DRAINED.clear()
     for target in list(_FORK_RESET):
         target._after_fork_in_child()  # noqa: SLF001 - the registry's own hook
+    if "multiprocessing.util" in sys.modules:  # this child may be a multiprocessing worker
+        from multiprocessing import util  # noqa: PLC0415 - loaded already
+
+        util.register_after_fork(_MULTIPROCESSING_HOOK, _drain_when_worker_exits)
+
+
+def _drain_when_worker_exits(_hook: _Hook) -> None:
+    """
+    In a multiprocessing worker: drain when it ends, for it ends with ``os._exit``.
+
+    A worker runs multiprocessing's after-fork callbacks once it cleared the finalizers
+    it inherited; its last act before ``os._exit`` is to run the finalizers registered
+    since, this one among them (priority 0: after those of higher priority).
+    """
+    from multiprocessing import util  # noqa: PLC0415 - loaded already
+
+    util.Finalize(None, drain_all, exitpriority=0)
 
 
 atexit.register(drain_all)
