@@ -52,6 +52,19 @@ EXIT_BOUNDED = """
 """
 
 
+EXIT_WHILE_HANGING = """
+    import sys
+    import otel_segment
+
+    def on_error(error, messages):
+        print(type(error).__name__, len(messages), flush=True)
+
+    client = otel_segment.Client("k", host=sys.argv[1], exit_timeout=0.5, on_error=on_error)
+    for n in range(3000):
+        client.track("u1", "Lost", {"n": n})
+"""
+
+
 FIRST_MESSAGE_AT_EXIT = """
     import sys
     import otel_segment
@@ -113,6 +126,20 @@ class TestExit:
         assert time.monotonic() - started < 10
         assert "1 messages were still being sent" in done.stderr
         assert [] == segment_server.messages
+
+    def test_exit_while_the_server_hangs_reports_every_message(
+        self, segment_server: ScriptedServer
+    ) -> None:
+        """3,000 messages, every request hangs: all are reported before the process ends."""
+        for _ in range(10):
+            segment_server.hang(60)
+        done = run_script(EXIT_WHILE_HANGING, segment_server.url)
+
+        assert 0 == done.returncode, done.stderr
+        reported = [line.split() for line in done.stdout.splitlines()]
+        assert {"ShutdownError"} == {kind for kind, _ in reported}
+        assert 3000 == sum(int(count) for _, count in reported)
+        assert "more message(s) not delivered since the last report" in done.stderr
 
     def test_module_api_exit(self, segment_server: ScriptedServer) -> None:
         """The module-level API's default client is drained at exit too."""

@@ -151,3 +151,19 @@ class TestClientReporting:
             client.stats()["rejected"],
             [r.getMessage() for r in warnings],
         )
+
+
+class TestSummary:
+    """What the rate limit held back is logged at shutdown: nothing is hidden."""
+
+    def test_summarize(self, caplog: pytest.LogCaptureFixture) -> None:
+        """One line per kind with what was held back since the last line; then none."""
+        reporter = Reporter(None)
+        with caplog.at_level(logging.WARNING, logger="otel_segment"):
+            for _ in range(3):
+                reporter.dropped(QueueFullError("queue full"), [b"{}", b"{}"])
+            reporter.summarize()
+            reporter.summarize()
+
+        expected = ["queue full", "4 more message(s) dropped since the last report"]
+        assert expected == lines(caplog)

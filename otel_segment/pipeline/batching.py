@@ -222,6 +222,7 @@ class BatchProcessor:
             self._transport.close()
         else:
             self._await_aborted(others)
+        self._reporter.summarize()
         return finished
 
     def _await_aborted(self, workers: list[threading.Thread]) -> None:
@@ -229,19 +230,18 @@ class BatchProcessor:
         Give aborted workers a moment to report their batches, before an exit kills them.
 
         A worker waiting to retry wakes at once and hands its batch to ``on_error``; one
-        still inside a request cannot be stopped, and its batch's fate is unknown.
+        still inside a request cannot be stopped: its batch is failed here, as of unknown
+        delivery (counted, logged, reported), and what its request comes to is ignored.
         """
         grace_ends = deadline_after(_ABORT_GRACE_SECONDS)
         for worker in workers:
             worker.join(remaining(grace_ends))
         with self._lock:
-            unknown = self._inflight.messages()
-        if unknown:
-            _logger.error(
-                "%d messages were still being sent at the shutdown deadline; "
-                "their delivery is unknown",
-                unknown,
-            )
+            unknown = self._inflight.write_off()  # a late outcome is not counted again
+        for batch in unknown:
+            count = len(batch.items)
+            reason = f"{count} messages were still being sent at the shutdown deadline"
+            self._settle(batch, ShutdownError(f"{reason}; their delivery is unknown"))
 
     # -- the backlog's host --------------------------------------------------------
 
@@ -284,7 +284,7 @@ class BatchProcessor:
         while (taken := self._take()) is not None:
             start, batch = taken
             try:
-                self._deliver(batch)
+                self._deliver(batch, start=start)
             except Exception as exc:  # a bug of ours must not kill the worker
                 _logger.exception("unexpected error delivering a batch")
                 self._settle(batch, DeliveryError(f"internal error: {exc!r}"))
@@ -346,13 +346,13 @@ class BatchProcessor:
                         return
                     start, batch = self._cut(time.monotonic())
                 try:
-                    self._deliver(batch, budget)
+                    self._deliver(batch, budget, start=start)
                 finally:
                     with self._lock:
                         self._inflight.done(start)
                         self._idle.notify_all()
 
-    def _deliver(self, batch: Batch, budget: float | None = None) -> bool:
+    def _deliver(self, batch: Batch, budget: float | None = None, start: int = -1) -> bool:
         """Send one batch until it is accepted or given up (within *budget* seconds)."""
         policy = self._policy
         if budget is not None and budget < policy.max_elapsed:
@@ -365,6 +365,8 @@ class BatchProcessor:
             abort=self._abort,
             retried=functools.partial(self._count, retried=1),
         )
+        if start >= 0 and not self._claim(start):
+            return not isinstance(sent, DeliveryError)
         if isinstance(sent, DeliveryError):
             self._settle(batch, sent)
             return False
@@ -372,6 +374,14 @@ class BatchProcessor:
         self._backlog.settle(batch, None)
         _logger.debug("delivered %d messages (%d bytes)", len(batch.items), sent)
         return True
+
+    def _claim(self, start: int) -> bool:
+        """Take the outcome of the batch *start* in hand, unless shutdown wrote it off."""
+        with self._lock:
+            if self._inflight.claim(start):
+                return True
+        _logger.info("a batch written off at the shutdown deadline got its answer after all")
+        return False
 
     def _count(self, **increments: int) -> None:
         with self._lock:

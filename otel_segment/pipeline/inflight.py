@@ -3,9 +3,9 @@ The ledger of batches being sent: what ``flush()`` waits for, what a deadline wr
 
 Every message taken from a backlog gets a sequence number; a batch is known by the number
 of its first message. :meth:`InFlight.low_water` is the number below which every message
-is settled, so ``flush()`` waits for it to pass a target. At a shutdown deadline the
-batches still being sent are *written off*: reported as of unknown delivery, once; when
-a written-off batch's request ends after all, its outcome is not counted again. The
+is settled, so ``flush()`` waits for it to pass a target. When a batch's request ends,
+its worker *claims* its outcome; at a shutdown deadline the batches not claimed are
+*written off* (reported as of unknown delivery): each batch is settled exactly once. The
 processor's lock guards the ledger. Standard library only.
 """
 
@@ -25,6 +25,7 @@ class InFlight:
     def __init__(self) -> None:
         self._taken = 0
         self._batches: dict[int, Batch] = {}
+        self._claimed: set[int] = set()
         self._written_off: set[int] = set()
 
     def __len__(self) -> int:
@@ -47,28 +48,26 @@ class InFlight:
         """Number *count* messages settled at once (failed at shutdown)."""
         self._taken += count
 
-    def done(self, start: int) -> bool:
-        """The batch *start* is settled; whether it was written off before (then ignore it)."""
-        del self._batches[start]
+    def claim(self, start: int) -> bool:
+        """The request of batch *start* ended: settle it, unless it was written off."""
         if start in self._written_off:
-            self._written_off.discard(start)
-            return True
-        return False
+            return False
+        self._claimed.add(start)
+        return True
+
+    def done(self, start: int) -> None:
+        """The batch *start* is settled (or written off): forget it."""
+        del self._batches[start]
+        self._claimed.discard(start)
+        self._written_off.discard(start)
 
     def low_water(self) -> int:
         """The sequence number below which every message is settled."""
         return min(self._batches, default=self._taken)
 
-    def messages(self) -> int:
-        """Messages being sent."""
-        return sum(len(batch.items) for batch in self._batches.values())
-
     def write_off(self) -> list[Batch]:
-        """The batches still being sent and not written off yet; they are written off now."""
-        fresh = [start for start in self._batches if start not in self._written_off]
+        """The batches still being sent (neither claimed nor written off): written off now."""
+        settled = self._claimed | self._written_off
+        fresh = [start for start in self._batches if start not in settled]
         self._written_off.update(fresh)
         return [self._batches[start] for start in fresh]
-
-    def is_written_off(self, start: int) -> bool:
-        """Whether the batch *start* was written off (its outcome must not be counted)."""
-        return start in self._written_off

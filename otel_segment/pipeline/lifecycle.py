@@ -32,6 +32,7 @@ __all__ = [
     "exit_timeouts",
     "forget_at_exit",
     "forget_at_fork",
+    "in_multiprocessing_worker",
     "remaining",
     "reset_at_fork",
     "when_drained",
@@ -60,8 +61,10 @@ _FORK_RESET: Final[weakref.WeakSet[_ForkAware]] = weakref.WeakSet()
 # Every client to drain at exit, with its exit timeout (see the module docstring).
 _EXIT_DRAIN: Final[dict[_Drainable, float]] = {}
 _WHEN_DRAINED: Final[list[Callable[[], object]]] = []  # to run when the drain under way ends
+_IN_WORKER: Final[list[Callable[[], object]]] = []  # to run as a multiprocessing worker starts
 _exit_lock = threading.RLock()  # re-entrant: a signal handler may run while its thread holds it
-_draining = 0  # drains under way
+_exit_drained = threading.Condition(_exit_lock)
+_drainers: Final[list[int]] = []  # the threads of the drains under way
 _MULTIPROCESSING_HOOK: Final = _Hook()
 
 
@@ -100,14 +103,18 @@ def drain_all(*, close: bool = True) -> None:
     """
     Shut down every client not yet shut down, each within its exit timeout; never raises.
 
+    A drain under way on another thread is waited for first (within the exit timeouts):
+    a process that ends once this returns must not cut that one short.
+
     Args:
         close: ``False`` flushes them instead (a process that may live on, e.g. after
             a signal a handler of its own catches).
     """
-    global _draining  # noqa: PLW0603 - guarded by _exit_lock
-    with _exit_lock:
+    me = threading.get_ident()
+    with _exit_drained:
+        _exit_drained.wait_for(lambda: not set(_drainers) - {me}, exit_timeouts() + 1.0)
         targets = list(_EXIT_DRAIN.items())
-        _draining += 1
+        _drainers.append(me)
     try:
         for target, timeout in targets:
             try:
@@ -118,10 +125,11 @@ def drain_all(*, close: bool = True) -> None:
             except Exception:
                 _logger.exception("draining at exit failed")
     finally:
-        with _exit_lock:
-            _draining -= 1
-            callbacks = [] if _draining else list(_WHEN_DRAINED)
-            if not _draining:
+        with _exit_drained:
+            _drainers.remove(me)
+            _exit_drained.notify_all()
+            callbacks = [] if _drainers else list(_WHEN_DRAINED)
+            if not _drainers:
                 _WHEN_DRAINED.clear()
         for callback in callbacks:
             callback()
@@ -135,7 +143,7 @@ def when_drained(callback: Callable[[], object]) -> bool:
         Whether a drain was under way; if not, *callback* is not called.
     """
     with _exit_lock:
-        if not _draining:
+        if not _drainers:
             return False
         _WHEN_DRAINED.append(callback)
         return True
@@ -155,19 +163,25 @@ def forget_at_fork(target: _ForkAware) -> None:
 
 
 def _reset_all_in_child() -> None:
-    global _exit_lock, _draining  # noqa: PLW0603 - what a parent's thread held is dead here
+    global _exit_lock, _exit_drained  # noqa: PLW0603 - the parent's threads are gone
     _exit_lock = threading.RLock()
-    _draining = 0
+    _exit_drained = threading.Condition(_exit_lock)
+    _drainers.clear()
     _WHEN_DRAINED.clear()
     for target in list(_FORK_RESET):
         target._after_fork_in_child()  # noqa: SLF001 - the registry's own hook
     if "multiprocessing.util" in sys.modules:  # this child may be a multiprocessing worker
         from multiprocessing import util  # noqa: PLC0415 - loaded already
 
-        util.register_after_fork(_MULTIPROCESSING_HOOK, _drain_when_worker_exits)
+        util.register_after_fork(_MULTIPROCESSING_HOOK, _start_worker)
 
 
-def _drain_when_worker_exits(_hook: _Hook) -> None:
+def in_multiprocessing_worker(callback: Callable[[], object]) -> None:
+    """Call *callback* on the main thread of each multiprocessing worker forked from now on."""
+    _IN_WORKER.append(callback)
+
+
+def _start_worker(_hook: _Hook) -> None:
     """
     In a multiprocessing worker: drain when it ends, for it ends with ``os._exit``.
 
@@ -178,6 +192,8 @@ def _drain_when_worker_exits(_hook: _Hook) -> None:
     from multiprocessing import util  # noqa: PLC0415 - loaded already
 
     util.Finalize(None, drain_all, exitpriority=0)
+    for callback in _IN_WORKER:
+        callback()
 
 
 atexit.register(drain_all)

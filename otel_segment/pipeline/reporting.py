@@ -36,7 +36,14 @@ KINDS: Final[tuple[Kind, ...]] = ("dropped", "rejected", "failed", "filtered")
 WARNING_INTERVAL_SECONDS: Final = 10.0
 """One log line per kind of loss at most this often (per client); the rest are counted."""
 
-# How each kind is logged: the level, and the line, with the reason as its last "%s".
+# What a summary of each kind says, and how each kind is logged: the level, and the
+# line, with the reason as its last "%s".
+_SUMMARIES: Final[dict[Kind, str]] = {
+    "dropped": "dropped",
+    "rejected": "rejected",
+    "failed": "not delivered",
+    "filtered": "filtered",
+}
 _LINES: Final[dict[Kind, tuple[int, str]]] = {
     "dropped": (logging.WARNING, "%s"),
     "rejected": (logging.WARNING, "message rejected: %s"),
@@ -81,6 +88,12 @@ class Throttle:
             held_back, self._held_back = self._held_back, 0
         return held_back
 
+    def take_held_back(self) -> int:
+        """How many were held back since the last line; counted as told from now on."""
+        with self._lock:
+            held_back, self._held_back = self._held_back, 0
+        return held_back
+
 
 def log_throttled(throttle: Throttle, level: int, line: str, *args: object, count: int = 1) -> None:
     """Log *line* % *args* (``otel_segment``) if *throttle* admits it, with what it held back."""
@@ -118,6 +131,15 @@ class Reporter:
         """Count *number* messages without logging or reporting (the caller was told: it raised)."""
         with self._lock:
             self._counts[kind] += number
+
+    def summarize(self) -> None:
+        """Log what the rate limit held back so far, one line per kind (at shutdown)."""
+        for kind in KINDS:
+            held_back = self._throttles[kind].take_held_back()
+            if held_back:
+                level = _LINES[kind][0]
+                line = "%d more message(s) %s since the last report"
+                _logger.log(level, line, held_back, _SUMMARIES[kind])
 
     def dropped(self, error: Exception, items: list[bytes]) -> None:
         """Encoded messages dropped (queue or spool full, client closed)."""

@@ -16,6 +16,7 @@ import threading
 from typing import TYPE_CHECKING, Final
 
 from otel_segment.pipeline import lifecycle
+from otel_segment.pipeline.guard import block_signals
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -29,6 +30,7 @@ _DRAIN_GRACE_SECONDS: Final = 1.0  # on top of the clients' exit timeouts
 
 # What each signal did before drain_on_signals() took it over.
 _PREVIOUS: Final[dict[int, _Handler]] = {}
+_WATCHING: Final[list[bool]] = []  # whether multiprocessing workers watch for signals
 
 
 def drain_on_signals(signals: Iterable[int] = (signal.SIGTERM, signal.SIGINT)) -> None:
@@ -61,6 +63,9 @@ def drain_on_signals(signals: Iterable[int] = (signal.SIGTERM, signal.SIGINT)) -
             continue
         signal.signal(which, _on_signal)
         _PREVIOUS[which] = signal.SIG_DFL if previous is None else previous
+    if not _WATCHING:
+        _WATCHING.append(True)
+        lifecycle.in_multiprocessing_worker(_watch_in_worker)
 
 
 def _on_signal(number: int, frame: FrameType | None) -> None:
@@ -91,7 +96,7 @@ def _drain(*, close: bool) -> None:
     holds one of the pipeline's locks: draining there could wait on itself for ever.
     """
     drainer = threading.Thread(
-        target=lifecycle.drain_all,
+        target=_drain_here,
         kwargs={"close": close},
         name="otel_segment-signal-drain",
         daemon=True,
@@ -102,3 +107,43 @@ def _drain(*, close: bool) -> None:
         lifecycle.drain_all(close=close)
         return
     drainer.join(lifecycle.exit_timeouts() + _DRAIN_GRACE_SECONDS)
+
+
+def _drain_here(*, close: bool) -> None:
+    block_signals()
+    lifecycle.drain_all(close=close)
+
+
+def _watch_in_worker() -> None:
+    """
+    In a multiprocessing worker: take the signals whose default ends it on a thread.
+
+    A pool worker waits for tasks in a lock that ``Pool.terminate()`` never releases, and
+    there CPython does not always run a Python handler for the SIGTERM that follows (about
+    1 in 50, with any handler): the worker, and the pool's ``__exit__``, would wait for
+    ever. So the worker blocks those signals and a thread waits for them with
+    ``sigwait``, drains, and ends the worker by the signal's default action.
+    """
+    taken = {number for number, then in _PREVIOUS.items() if then == signal.SIG_DFL}
+    if not taken or not hasattr(signal, "pthread_sigmask"):
+        return
+    for number in taken:
+        signal.signal(number, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_BLOCK, taken)  # threads started later inherit it
+    watcher = threading.Thread(
+        target=_wait_for, args=(taken,), name="otel_segment-signals", daemon=True
+    )
+    watcher.start()
+
+
+def _wait_for(taken: set[int]) -> None:
+    number = signal.sigwait(taken)
+    if not lifecycle.when_drained(lambda: _end_by(number)):  # else a drain is under way
+        lifecycle.drain_all()
+        _end_by(number)
+
+
+def _end_by(number: int) -> None:
+    """End the process by *number*'s default action (this thread lets it through)."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {number})
+    os.kill(os.getpid(), number)
