@@ -1,17 +1,13 @@
 """
-The delivery pipeline: a bounded queue, workers, batches, flush, shutdown and fork.
+The delivery pipeline: workers, batches, flush, shutdown and fork, over a backlog.
 
-The caller's thread only appends bytes to a deque under a lock; it never waits on the
-network. Workers send a batch when ``flush_at`` messages wait, when the oldest queued
-message has waited ``flush_interval`` seconds, or at once on flush/shutdown. A batch takes
-every queued message that fits in ``max_batch_bytes`` (envelope included), so a backlog
-is sent in large batches, and ``max_in_flight`` workers keep requests overlapping when
-the endpoint is far away. A forked child gets a pipeline of its own.
-
-Where messages wait is the backlog's business (:mod:`otel_segment.pipeline.backlogs`: memory,
-or a spool): the processor takes a batch from it, sends it, and settles it with its outcome.
-One batch is sent, with retries, by :mod:`otel_segment.pipeline.delivery`; messages that will not
-be delivered are logged and handed to ``on_error`` by :mod:`otel_segment.pipeline.reporting`.
+The caller's thread only appends bytes to a backlog under a lock; it never waits on the
+network. Workers send a batch when ``flush_at`` messages wait, when the oldest waited
+``flush_interval`` seconds, or at once on flush/shutdown; a batch takes every message that
+fits in ``max_batch_bytes``, and ``max_in_flight`` workers keep requests overlapping.
+Where messages wait is the backlog's business (:mod:`.backlogs`: memory, or a spool): the
+processor takes a batch, sends it (:mod:`.delivery`) and settles it with its outcome;
+what will not be delivered goes through :mod:`.reporting`. A forked child starts afresh.
 """
 
 from __future__ import annotations
@@ -36,11 +32,7 @@ if TYPE_CHECKING:
     from otel_segment.pipeline.retry import RetryPolicy
     from otel_segment.pipeline.transport import HttpTransport
 
-__all__ = [
-    "BatchProcessor",
-    "ErrorCallback",
-    "in_pipeline",
-]
+__all__ = ["BatchProcessor", "ErrorCallback", "in_pipeline"]
 
 _logger = logging.getLogger("otel_segment")
 
@@ -125,9 +117,7 @@ class BatchProcessor:
             if not self._closed and (wake := self._backlog.put(data)) is not None:
                 self._counts["enqueued"] += 1
                 if wake:
-                    if not self._workers:
-                        self._start_workers()
-                    self._work.notify()
+                    self.wake()
                 return True
         self._dropped([data])
         return False
@@ -145,10 +135,6 @@ class BatchProcessor:
             counts = {**self._counts, **self._reporter.counts(), "queued": len(self._backlog)}
             self._backlog.stats(counts)
         return counts
-
-    def wait_durable(self, timeout: float | None = None) -> bool:
-        """Block until what is queued is durable (a spool); ``True`` at once in memory."""
-        return self._backlog.wait_durable(timeout)
 
     def flush(self, timeout: float | None = None) -> bool:
         """
@@ -179,8 +165,9 @@ class BatchProcessor:
         """
         Deliver what can be delivered within *timeout*, then stop the workers.
 
-        Messages still undelivered at the deadline are failed: counted and handed to
-        ``on_error`` with a :class:`ShutdownError`. Later enqueues are dropped.
+        Messages still queued at the deadline, or still being sent (their delivery is
+        unknown), are failed before this returns: counted and handed to ``on_error`` with
+        a :class:`ShutdownError` (a spool keeps them instead). Later enqueues are dropped.
 
         Returns:
             Whether everything was delivered or failed on its own before the deadline.
@@ -227,11 +214,10 @@ class BatchProcessor:
 
     def _await_aborted(self, workers: list[threading.Thread]) -> None:
         """
-        Give aborted workers a moment to report their batches, before an exit kills them.
+        Give aborted workers a moment to settle their batches; write off the others.
 
-        A worker waiting to retry wakes at once and hands its batch to ``on_error``; one
-        still inside a request cannot be stopped: its batch is failed here, as of unknown
-        delivery (counted, logged, reported), and what its request comes to is ignored.
+        A worker waiting to retry wakes at once and settles its batch. One inside a request
+        cannot be stopped: its batch is failed here, of unknown delivery; its outcome is ignored.
         """
         grace_ends = deadline_after(_ABORT_GRACE_SECONDS)
         for worker in workers:
@@ -251,7 +237,7 @@ class BatchProcessor:
         return self._lock
 
     def wake(self) -> None:
-        """Messages were fed to memory past the queue bound: start a worker (lock held)."""
+        """Messages are waiting in memory: start a worker on them (lock held)."""
         if not self._workers:
             self._start_workers()
         self._work.notify()
@@ -282,17 +268,21 @@ class BatchProcessor:
     def _run(self) -> None:
         mark_pipeline_thread()
         while (taken := self._take()) is not None:
-            start, batch = taken
-            try:
-                self._deliver(batch, start=start)
-            except Exception as exc:  # a bug of ours must not kill the worker
-                _logger.exception("unexpected error delivering a batch")
+            self._send(*taken)
+
+    def _send(self, start: int, batch: Batch, budget: float | None = None) -> None:
+        """Deliver the batch *start*, and settle it whatever happens."""
+        try:
+            self._deliver(batch, budget, start=start)
+        except Exception as exc:  # a bug of ours must not kill the worker
+            _logger.exception("unexpected error delivering a batch")
+            if self._claim(start):
                 self._settle(batch, DeliveryError(f"internal error: {exc!r}"))
-            finally:
-                with self._lock:
-                    self._inflight.done(start)
-                    self._idle.notify_all()
-                    self._work.notify()
+        finally:
+            with self._lock:
+                self._inflight.done(start)
+                self._idle.notify_all()
+                self._work.notify()
 
     def _take(self) -> tuple[int, Batch] | None:
         """Wait until a batch is due; cut it. ``None`` when stopping with nothing left."""
@@ -345,12 +335,7 @@ class BatchProcessor:
                     if not len(self._backlog):
                         return
                     start, batch = self._cut(time.monotonic())
-                try:
-                    self._deliver(batch, budget, start=start)
-                finally:
-                    with self._lock:
-                        self._inflight.done(start)
-                        self._idle.notify_all()
+                self._send(start, batch, budget)
 
     def _deliver(self, batch: Batch, budget: float | None = None, start: int = -1) -> bool:
         """Send one batch until it is accepted or given up (within *budget* seconds)."""
