@@ -90,6 +90,22 @@ class TestLifecycle:
         assert [m["messageId"] for m in wire] == [m["messageId"] for m in segment_server.messages]
         assert 10 == second.stats()["delivered"]
 
+    def test_in_flight_at_the_deadline_stays_spooled(
+        self, spooled: Callable[..., Client], spool_path: Path, segment_server: ScriptedServer
+    ) -> None:
+        """A batch still being sent at shutdown's deadline is kept, not failed; sent later."""
+        segment_server.hang(30)
+        errors = ErrorLog()
+        first = spooled(segment_server.url, on_error=errors, max_in_flight=1)
+        sent = [first.track("u1", "Ev", {"n": n})[1] for n in range(10)]
+        assert first.flush(0.5) is False  # committed, fed, and stuck in the hung request
+        first.shutdown(0.2)
+        assert (0, [], 10) == (first.stats()["failed"], errors.calls, len(rows(spool_path)))
+
+        second = spooled(segment_server.url)
+        assert second.flush(5)
+        assert [m["messageId"] for m in sent] == [m["messageId"] for m in segment_server.messages]
+
     def test_refused_for_good_fails_and_leaves_the_spool(
         self, spooled: Callable[..., Client], spool_path: Path, segment_server: ScriptedServer
     ) -> None:
