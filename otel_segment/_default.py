@@ -17,6 +17,7 @@ import threading
 from typing import TYPE_CHECKING, Any, Final
 
 from otel_segment.pipeline.client import Client
+from otel_segment.pipeline.oauth import DEFAULT_AUTH_SERVER, DEFAULT_SCOPE
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -39,6 +40,7 @@ SETTINGS: Final = (
     "host",
     "on_error",
     "debug",
+    "log_handler",
     "send",
     "sync_mode",
     "max_queue_size",
@@ -46,8 +48,16 @@ SETTINGS: Final = (
     "timeout",
     "max_retries",
     "proxies",
+    "thread",
     "upload_size",
     "upload_interval",
+    "max_total_backoff_duration",
+    "max_rate_limit_duration",
+    "oauth_client_id",
+    "oauth_client_key",
+    "oauth_key_id",
+    "oauth_auth_server",
+    "oauth_scope",
 )
 """Package attributes the default client is built from (segment-analytics-python's)."""
 
@@ -56,6 +66,7 @@ SETTING_DEFAULTS: Final[dict[str, Any]] = {
     "host": None,
     "on_error": None,
     "debug": False,
+    "log_handler": None,
     "send": True,
     "sync_mode": False,
     "max_queue_size": 10_000,
@@ -63,8 +74,16 @@ SETTING_DEFAULTS: Final[dict[str, Any]] = {
     "timeout": 15.0,
     "max_retries": 10,
     "proxies": None,
+    "thread": None,
     "upload_size": None,
     "upload_interval": None,
+    "max_total_backoff_duration": None,
+    "max_rate_limit_duration": None,
+    "oauth_client_id": None,
+    "oauth_client_key": None,
+    "oauth_key_id": None,
+    "oauth_auth_server": DEFAULT_AUTH_SERVER,
+    "oauth_scope": DEFAULT_SCOPE,
 }
 """Their values at import, which :func:`reset` restores."""
 

@@ -515,6 +515,23 @@ class TestTrackingNeverRaises:
         assert [] == delivered(client, segment_server)
         assert 1 == client.stats()["rejected"]
 
+    def test_an_id_callable_raising_an_unprintable_error(self, client: Client) -> None:
+        """The call returns its result; the event is counted as rejected."""
+
+        class UnprintableError(Exception):
+            def __str__(self) -> str:
+                raise RuntimeError("no text")
+
+        def user_id(_arguments: dict[str, Any]) -> str:
+            raise UnprintableError
+
+        @client.tracked("Computed", user_id=user_id)
+        def compute(x: int) -> int:
+            return x * 2
+
+        assert 4 == compute(2)
+        assert 1 == client.stats()["rejected"]
+
 
 class TestGenerators:
     """A generator's event is sent however its iteration ends."""

@@ -375,3 +375,34 @@ class TestForkedChildren:
             numbers = sorted(message["properties"]["n"] for message in sink.messages)
 
         assert ("2000", list(range(2000))) == (done.stdout.strip(), numbers)
+
+
+EXIT_AFTER_CLIENT_DROPPED = """
+    import gc
+    import sys
+    import otel_segment
+
+    def send():
+        client = otel_segment.Client("k", host=sys.argv[1], flush_interval=30, flush_at=1000)
+        client.track("u1", "Dropped")
+
+    send()
+    gc.collect()
+"""
+
+
+class TestExitEdges:
+    """At interpreter exit, queued messages are drained."""
+
+    def test_client_no_longer_referenced(self, segment_server: ScriptedServer) -> None:
+        """A client the program dropped without shutdown still delivers at exit."""
+        done = subprocess.run(
+            [sys.executable, "-c", textwrap.dedent(EXIT_AFTER_CLIENT_DROPPED), segment_server.url],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+
+        assert 0 == done.returncode, done.stderr
+        assert segment_server.wait_for_messages(1, timeout=5)

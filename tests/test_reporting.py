@@ -88,12 +88,21 @@ class TestReporter:
         assert ["message rejected: no user"] == lines(caplog)
 
     def test_filtered(self) -> None:
-        """A message before_send dropped is counted under filtered and handed on."""
+        """A message before_send dropped is counted under filtered; on_error is not told."""
         errors = ErrorLog()
         reporter = Reporter(errors)
-        reporter.filtered(ValueError("before_send returned None"), {"event": "Ev"})
-        assert 1 == reporter.counts()["filtered"]
-        assert [{"event": "Ev"}] == errors.messages
+        reporter.filtered(ValueError("before_send returned None"))
+        assert (1, []) == (reporter.counts()["filtered"], errors.calls)
+
+    def test_violated(self, caplog: pytest.LogCaptureFixture) -> None:
+        """A plan violation is counted, handed to on_error and logged once per interval."""
+        errors = ErrorLog()
+        reporter = Reporter(errors)
+        with caplog.at_level(logging.WARNING, logger="otel_segment"):
+            for _ in range(3):
+                reporter.violated(ValueError("track 'Ev': properties.n: required"), {"n": 1})
+        assert (3, [{"n": 1}] * 3) == (reporter.counts()["violations"], errors.messages)
+        assert ["track 'Ev': properties.n: required"] == lines(caplog)
 
     def test_count_only(self, caplog: pytest.LogCaptureFixture) -> None:
         """count() counts without a word (the caller was told: it raised)."""

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from otel_segment.pipeline.backlogs import MemoryBacklog
 from otel_segment.pipeline.batching import BatchProcessor
 from otel_segment.pipeline.encoding import BatchEnvelope
+from otel_segment.pipeline.oauth import TokenSource
 from otel_segment.pipeline.spool import Spool
 from otel_segment.pipeline.spooled import SpoolBacklog
 from otel_segment.pipeline.transport import HttpTransport
@@ -30,7 +31,8 @@ def build_processor(config: ClientConfig) -> BatchProcessor:
 
     Raises:
         ValueError: ``max_message_bytes`` plus the batch envelope do not fit in
-            ``max_batch_bytes``.
+            ``max_batch_bytes``, or ``oauth_client_key`` is not an RSA private key.
+        ImportError: OAuth is configured but its extra (PyJWT, cryptography) is missing.
         SpoolError: The spool file cannot be used.
     """
     envelope = BatchEnvelope(config.write_key)
@@ -40,8 +42,12 @@ def build_processor(config: ClientConfig) -> BatchProcessor:
             f"({envelope.overhead} bytes) must fit in max_batch_bytes "
             f"({config.max_batch_bytes})"
         )
-    if config.debug:
-        _enable_debug_logging()
+    _set_up_logging(config)
+    tokens = None
+    if config.oauth is not None:
+        tokens = TokenSource(
+            config.oauth, timeout=config.timeout, proxies=config.proxies, verify=config.verify
+        )
     transport = HttpTransport(
         config.write_key,
         config.host,
@@ -50,6 +56,7 @@ def build_processor(config: ClientConfig) -> BatchProcessor:
         proxies=config.proxies,
         verify=config.verify,
         cert=config.cert,
+        tokens=tokens,
     )
     backlog: Backlog
     if config.spool is None or not config.send:
@@ -71,8 +78,12 @@ def build_processor(config: ClientConfig) -> BatchProcessor:
     )
 
 
-def _enable_debug_logging() -> None:
+def _set_up_logging(config: ClientConfig) -> None:
+    """``log_handler`` joins the ``otel_segment`` logger; ``debug`` lowers its level."""
     logger = logging.getLogger("otel_segment")
-    logger.setLevel(logging.DEBUG)
-    if not logger.handlers:
-        logger.addHandler(logging.StreamHandler())
+    if config.log_handler is not None:
+        logger.addHandler(config.log_handler)  # once: addHandler skips a handler it holds
+    if config.debug:
+        logger.setLevel(logging.DEBUG)
+        if not logger.handlers:
+            logger.addHandler(logging.StreamHandler())

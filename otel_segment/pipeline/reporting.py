@@ -2,9 +2,10 @@
 The one path for messages that will not be delivered: counted, logged, handed to ``on_error``.
 
 Every message a client rejects (invalid, too large), drops (queue or spool full, client
-closed), filters (``before_send``) or fails (retries given up, shutdown) goes through its
-:class:`Reporter`, which counts it under its kind in ``stats()``, hands it to ``on_error``
-with the reason, and logs under ``otel_segment`` at most one line per kind per
+closed), filters (``before_send``), finds breaking the tracking plan, or fails (retries
+given up, shutdown) goes through its :class:`Reporter`, which counts it under its kind in
+``stats()``, hands it to ``on_error`` with the reason (not a filtered one: the user's
+``before_send`` chose so), and logs under ``otel_segment`` at most one line per kind per
 :data:`WARNING_INTERVAL_SECONDS`, saying how many were left unsaid since the last one
 (:class:`Throttle`, the one rate limit every part of the library uses). The errors it
 hands on live in :mod:`otel_segment.errors`.
@@ -19,7 +20,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, Final, Literal, cast
 
-import orjson
+from otel_segment._json import loads
 
 __all__ = ["KINDS", "WARNING_INTERVAL_SECONDS", "ErrorCallback", "Kind", "Reporter", "Throttle"]
 
@@ -28,10 +29,10 @@ _logger = logging.getLogger("otel_segment")
 ErrorCallback = Callable[[Exception, list[dict[str, Any]]], object]
 """``on_error(exception, messages)``: called for messages that will not be delivered."""
 
-Kind = Literal["dropped", "rejected", "failed", "filtered"]
-"""Why a message is not delivered; each kind is a counter of ``stats()``."""
+Kind = Literal["dropped", "rejected", "failed", "filtered", "violations"]
+"""Why a message is not delivered (or, for a violation, reported); a counter of ``stats()``."""
 
-KINDS: Final[tuple[Kind, ...]] = ("dropped", "rejected", "failed", "filtered")
+KINDS: Final[tuple[Kind, ...]] = ("dropped", "rejected", "failed", "filtered", "violations")
 
 WARNING_INTERVAL_SECONDS: Final = 10.0
 """One log line per kind of loss at most this often (per client); the rest are counted."""
@@ -43,12 +44,14 @@ _SUMMARIES: Final[dict[Kind, str]] = {
     "rejected": "rejected",
     "failed": "not delivered",
     "filtered": "filtered",
+    "violations": "broke the tracking plan",
 }
 _LINES: Final[dict[Kind, tuple[int, str]]] = {
     "dropped": (logging.WARNING, "%s"),
     "rejected": (logging.WARNING, "message rejected: %s"),
     "failed": (logging.ERROR, "message(s) not delivered: %s"),
     "filtered": (logging.DEBUG, "message filtered: %s"),  # the user's before_send chose so
+    "violations": (logging.WARNING, "%s"),
 }
 
 
@@ -153,9 +156,13 @@ class Reporter:
         """A message refused before it was queued (*message*: ``None`` if none was built)."""
         self._report("rejected", error, 1, lambda: [] if message is None else [_plain(message)])
 
-    def filtered(self, error: Exception, message: Mapping[str, Any]) -> None:
-        """A message a ``before_send`` hook chose not to send."""
-        self._report("filtered", error, 1, lambda: [_plain(message)])
+    def filtered(self, reason: Exception) -> None:
+        """A message a ``before_send`` hook chose not to send: counted, not an error."""
+        self._report("filtered", reason, 1, list)
+
+    def violated(self, error: Exception, message: Mapping[str, Any]) -> None:
+        """A message that breaks the tracking plan (sent or not, as ``on_violation`` says)."""
+        self._report("violations", error, 1, lambda: [_plain(message)])
 
     def _report(
         self,
@@ -185,4 +192,4 @@ def _plain(message: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _decoded(items: list[bytes]) -> list[dict[str, Any]]:
-    return [orjson.loads(item) for item in items]
+    return [loads(item) for item in items]
