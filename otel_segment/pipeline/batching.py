@@ -74,6 +74,7 @@ class BatchProcessor:
         self._transport = transport
         self._envelope = envelope
         self._backlog: Backlog = MemoryBacklog(max_queue_size) if backlog is None else backlog
+        self._put = self._backlog.put  # bound once: enqueue is the caller's hot path
         self._policy = policy
         self._flush_at = flush_at
         self._flush_interval = flush_interval
@@ -114,7 +115,7 @@ class BatchProcessor:
     def enqueue(self, data: bytes) -> bool:
         """Queue one encoded message; ``False`` if it was dropped (queue full or closed)."""
         with self._lock:
-            if not self._closed and (wake := self._backlog.put(data)) is not None:
+            if not self._closed and (wake := self._put(data)) is not None:
                 self._counts["enqueued"] += 1
                 if wake:
                     self.wake()
