@@ -35,6 +35,7 @@ from otel_segment.identity import Identity, current_identity, identity, set_iden
 from otel_segment.pipeline.client import Client
 from otel_segment.pipeline.oauth import DEFAULT_AUTH_SERVER, DEFAULT_SCOPE
 from otel_segment.pipeline.retry import RetryPolicy
+from otel_segment.pipeline.signals import drain_on_signals
 from otel_segment.sources.decorators import snapshot, tracked
 from otel_segment.sources.handler import SegmentHandler, annotate
 
@@ -84,6 +85,7 @@ __all__ = [  # noqa: RUF022 - plainly sorted (test_module_api), VERSION among th
     "configure",
     "current_identity",
     "default_client",
+    "drain_on_signals",
     "flush",
     "group",
     "identify",

@@ -22,8 +22,8 @@ from _helpers import delivered
 from opentelemetry.sdk.trace import TracerProvider
 
 import otel_segment
-from otel_segment import Client, _default, snapshot, tracked
-from otel_segment.pipeline.batching import _IN_PIPELINE
+from otel_segment import Client, snapshot, tracked
+from otel_segment.pipeline.guard import inside_pipeline
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
@@ -510,11 +510,8 @@ class TestTrackingNeverRaises:
         def act(user: User) -> int:
             return 1
 
-        token = _IN_PIPELINE.set(True)
-        try:
+        with inside_pipeline():
             assert 1 == act(ADA)
-        finally:
-            _IN_PIPELINE.reset(token)
         assert [] == delivered(client, segment_server)
         assert 1 == client.stats()["rejected"]
 
@@ -694,7 +691,6 @@ class TestDefaultClient:
         monkeypatch: pytest.MonkeyPatch,
     ) -> None:
         """Decorating builds no client; a call uses whatever default exists then."""
-        monkeypatch.setattr(otel_segment, "default_client", None)
 
         @tracked("Later", user_id="user.id")
         def act(user: User) -> None:
@@ -710,7 +706,6 @@ class TestDefaultClient:
         self, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
     ) -> None:
         """With no write key anywhere, the call works and a warning says why nothing went."""
-        monkeypatch.setattr(_default, "_listeners", [])
 
         @tracked("Nowhere", user_id="user.id")
         def act(user: User) -> int:
@@ -843,8 +838,6 @@ class TestSnapshot:
         self, segment_server: ScriptedServer, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         """Decorated before configure(): registered on each default client when it is built."""
-        monkeypatch.setattr(otel_segment, "default_client", None)
-        monkeypatch.setattr(_default, "_listeners", [])
 
         @snapshot(3600, group_id="g1")
         def state() -> dict[str, object]:
@@ -864,7 +857,6 @@ class TestSnapshot:
         self, segment_server: ScriptedServer, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         """With a live default client, the snapshot registers on it when decorating."""
-        monkeypatch.setattr(_default, "_listeners", [])
         with Client("test-key", host=segment_server.url) as client:
             monkeypatch.setattr(otel_segment, "default_client", client)
             snapshot(3600, group_id="g1")(lambda: {"nodes": 1})

@@ -208,10 +208,8 @@ class TestDefaultClient:
         self,
         segment_server: ScriptedServer,
         app_logger: logging.Logger,
-        monkeypatch: pytest.MonkeyPatch,
     ) -> None:
         """The default client is looked up when a record comes, not at construction."""
-        monkeypatch.setattr(otel_segment, "default_client", None)
         handler = SegmentHandler()
         app_logger.addHandler(handler)
         default = otel_segment.configure(write_key="test-key", host=segment_server.url)
@@ -224,9 +222,8 @@ class TestDefaultClient:
         finally:
             otel_segment.shutdown(5)
 
-    def test_flush_builds_no_client(self, monkeypatch: pytest.MonkeyPatch) -> None:
+    def test_flush_builds_no_client(self) -> None:
         """flush() before any record builds no default client."""
-        monkeypatch.setattr(otel_segment, "default_client", None)
         handler = SegmentHandler()
         handler.flush()
         handler.close()

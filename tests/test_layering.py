@@ -190,7 +190,7 @@ class TestLayering:
         assert set() == long - NOT_YET_SPLIT
 
 
-NOT_YET_SPLIT: Final = {"pipeline.client", "pipeline.batching"}
+NOT_YET_SPLIT: Final = {"pipeline.client"}
 """Modules still over the limit, to be split (issue 11); the list only shrinks."""
 
 MODULES: Final = {

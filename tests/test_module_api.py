@@ -24,19 +24,16 @@ if TYPE_CHECKING:
 def module_state(
     monkeypatch: pytest.MonkeyPatch, segment_server: ScriptedServer
 ) -> Iterator[list[Client]]:
-    """Save the package's settings and default client; shut down and restore afterwards."""
+    """Default settings, no default client; afterwards every client built is shut down."""
     del segment_server  # torn down after this fixture: the last deliveries reach it
     monkeypatch.delenv(ENV_WRITE_KEY, raising=False)
     monkeypatch.delenv(ENV_HOST, raising=False)
-    saved = {name: getattr(otel_segment, name) for name in (*_default.SETTINGS, "default_client")}
-    otel_segment.default_client = None
+    _default.reset()
     built: list[Client] = []
     yield built
-    _default.shutdown(timeout=5)
+    _default.reset()
     for client in built:
         client.shutdown(timeout=5)
-    for name, value in saved.items():
-        setattr(otel_segment, name, value)
 
 
 @pytest.fixture

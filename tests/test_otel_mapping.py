@@ -262,11 +262,8 @@ class TestIgnored:
         assert 1 == len(finished.get_finished_spans())
         assert 0 == client.stats()["enqueued"]
 
-    def test_unmarked_spans_build_no_default_client(
-        self, provider: TracerProvider, monkeypatch: pytest.MonkeyPatch
-    ) -> None:
+    def test_unmarked_spans_build_no_default_client(self, provider: TracerProvider) -> None:
         """With no client given, an unmarked span does not even build the default client."""
-        monkeypatch.setattr(otel_segment, "default_client", None)
         provider.add_span_processor(SegmentSpanProcessor())
         provider.add_span_processor(SimpleSpanProcessor(SegmentSpanExporter()))
         end_span(provider.get_tracer("test"), "plain", {"http.route": "/"})

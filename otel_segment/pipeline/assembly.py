@@ -10,14 +10,16 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from otel_segment.pipeline.backlogs import MemoryBacklog
 from otel_segment.pipeline.batching import BatchProcessor
 from otel_segment.pipeline.encoding import BatchEnvelope
 from otel_segment.pipeline.oauth import TokenSource
 from otel_segment.pipeline.spool import Spool
-from otel_segment.pipeline.spooled import SpooledProcessor
+from otel_segment.pipeline.spooled import SpoolBacklog
 from otel_segment.pipeline.transport import HttpTransport
 
 if TYPE_CHECKING:
+    from otel_segment.pipeline.backlogs import Backlog
     from otel_segment.pipeline.config import ClientConfig
 
 __all__ = ["build_processor"]
@@ -56,19 +58,24 @@ def build_processor(config: ClientConfig) -> BatchProcessor:
         cert=config.cert,
         tokens=tokens,
     )
-    settings = {
-        "policy": config.retry,
-        "flush_at": config.flush_at,
-        "flush_interval": config.flush_interval,
-        "max_queue_size": config.max_queue_size,
-        "max_batch_bytes": config.max_batch_bytes,
-        "on_error": config.on_error,
-        "max_in_flight": config.max_in_flight,
-    }
+    backlog: Backlog
     if config.spool is None or not config.send:
-        return BatchProcessor(transport, envelope, **settings)  # type: ignore[arg-type]
-    spool = Spool(config.spool, max_bytes=config.spool_max_bytes)
-    return SpooledProcessor(transport, envelope, spool=spool, **settings)
+        backlog = MemoryBacklog(config.max_queue_size)
+    else:
+        spool = Spool(config.spool, max_bytes=config.spool_max_bytes)
+        backlog = SpoolBacklog(spool, policy=config.retry, max_queue_size=config.max_queue_size)
+    return BatchProcessor(
+        transport,
+        envelope,
+        backlog=backlog,
+        policy=config.retry,
+        flush_at=config.flush_at,
+        flush_interval=config.flush_interval,
+        max_queue_size=config.max_queue_size,
+        max_batch_bytes=config.max_batch_bytes,
+        on_error=config.on_error,
+        max_in_flight=config.max_in_flight,
+    )
 
 
 def _set_up_logging(config: ClientConfig) -> None:

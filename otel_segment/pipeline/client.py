@@ -10,7 +10,6 @@ caller's thread never touches the network unless ``sync_mode`` asks for it (OAut
 
 from __future__ import annotations
 
-import atexit
 import functools
 import logging
 from collections.abc import Callable, Mapping
@@ -27,7 +26,12 @@ from otel_segment.pipeline.batching import ErrorCallback, in_pipeline
 from otel_segment.pipeline.config import MAX_SEGMENT_BATCH_BYTES, ClientConfig
 from otel_segment.pipeline.encoding import dumps
 from otel_segment.pipeline.hooks import message_hooks
-from otel_segment.pipeline.lifecycle import deadline_after, remaining
+from otel_segment.pipeline.lifecycle import (
+    deadline_after,
+    drain_at_exit,
+    forget_at_exit,
+    remaining,
+)
 from otel_segment.pipeline.oauth import DEFAULT_AUTH_SERVER, DEFAULT_SCOPE
 from otel_segment.pipeline.options import DEFAULT_HOST, ENV_HOST, ENV_WRITE_KEY
 from otel_segment.pipeline.periodic import Periodic
@@ -192,7 +196,7 @@ class Client:
         self._hooks = message_hooks(config, self._processor)  # None: no hooks configured
         self._periodic = Periodic()
         self._closed = False
-        _LIVE.add(self)
+        drain_at_exit(self, config.exit_timeout)
 
     def __repr__(self) -> str:
         """Show the endpoint and batching settings, never the write key."""
@@ -389,10 +393,10 @@ class Client:
             if hooks is None:
                 data = dumps(msg)
         except (TypeError, ValueError):
-            self._processor.count_rejected()
+            self._processor.reporter.count("rejected")  # the caller is told: it raises
             raise
         except Exception as exc:  # a caller's object raised where no field check caught it
-            self._processor.count_rejected()
+            self._processor.reporter.count("rejected")
             raise messages.unreadable(exc) from exc
         if hooks is not None:  # super_properties, before_send, the plan: pipeline/hooks.py
             msg, encoded = hooks(msg, raising)
@@ -404,7 +408,7 @@ class Client:
                 f"{msg['type']} message is {len(data)} bytes encoded; "
                 f"max_message_bytes is {self.config.max_message_bytes}"
             )
-            self._processor.reject(msg, error)
+            self._processor.reporter.rejected(error, msg)
             return False, msg
         if _capture.active and not _capture.record(data):  # testing.capture(): not sent
             return True, msg
@@ -437,7 +441,7 @@ class Client:
         """
         builder = _BUILDERS.get(type)
         if builder is None:
-            self._processor.count_rejected()
+            self._processor.reporter.count("rejected")
             raise ValueError(
                 f"type must be one of {', '.join(messages.MESSAGE_TYPES)}, got {type!r}"
             )
@@ -448,17 +452,17 @@ class Client:
             msg = builder(self._base_context, **fields)
             data = dumps(msg) if hooks is None else None
         except (TypeError, ValueError):
-            self._processor.count_rejected()
+            self._processor.reporter.count("rejected")
             raise
         except Exception as exc:  # as in _send: a value raised where no field check caught it
-            self._processor.count_rejected()
+            self._processor.reporter.count("rejected")
             raise messages.unreadable(exc) from exc
         if hooks is not None:
             msg, data = hooks(msg, False)  # noqa: FBT003 - the runner takes it positionally
             if data is None:
                 return None
         if data is not None and len(data) > self.config.max_message_bytes:
-            self._processor.count_rejected()
+            self._processor.reporter.count("rejected")
             raise MessageTooLargeError(
                 f"{type} message is {len(data)} bytes encoded; "
                 f"max_message_bytes is {self.config.max_message_bytes}"
@@ -489,12 +493,15 @@ class Client:
         Returns:
             Whether that happened within *timeout* seconds; ``True`` at once without a spool.
         """
-        return self._processor.wait_durable(timeout)
+        return self._processor.backlog.wait_durable(timeout)
 
     def reject(self, error: Exception) -> None:
-        """Count a message a source could not build (shows in ``stats()["rejected"]``)."""
-        self._processor.count_rejected()
-        _logger.warning("message rejected: %s", error)
+        """
+        Count a message a source could not build (shows in ``stats()["rejected"]``).
+
+        Logged like every loss: one line per 10 s at most, with the number held back.
+        """
+        self._processor.reporter.rejected(error)
 
     def flush(self, timeout: float | None = None) -> bool:
         """
@@ -520,7 +527,7 @@ class Client:
         deadline = deadline_after(timeout)
         self._periodic.stop(timeout)
         self._closed = True
-        _LIVE.discard(self)
+        forget_at_exit(self)
         return self._processor.shutdown(remaining(deadline))
 
     def every(self, seconds: float, callback: Callable[[], object]) -> Callable[[], None]:
@@ -603,19 +610,3 @@ _BUILDERS: Final[dict[str, Callable[..., messages.Message]]] = {
     "group": messages.group,
     "alias": messages.alias,
 }
-
-
-# Every client not yet shut down, so that one exit hook drains them all. Held strongly:
-# a client the program dropped may still have messages queued (its workers outlive it).
-_LIVE: Final[set[Client]] = set()
-
-
-def _shutdown_all_at_exit() -> None:
-    for client in list(_LIVE):
-        try:
-            client.shutdown(timeout=client.config.exit_timeout)
-        except Exception:
-            _logger.exception("draining at exit failed")
-
-
-atexit.register(_shutdown_all_at_exit)

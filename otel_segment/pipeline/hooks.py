@@ -20,8 +20,6 @@ A message that ``before_send`` made unencodable is rejected and reported, never 
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
@@ -44,7 +42,6 @@ _logger = logging.getLogger("otel_segment")
 
 _WITH_PROPERTIES: Final = frozenset({"track", "page", "screen"})
 _NAMED: Final = {"track": "event", "page": "name", "screen": "name"}
-_WARNING_INTERVAL_SECONDS: Final = 10.0
 
 Outcome = tuple["Message", bytes | None]
 """The message as it stands, and its encoding, or ``None`` when it is not to be sent."""
@@ -84,9 +81,6 @@ class MessageHooks:
         self._plan = config.plan
         self._on_violation = config.on_violation
         self._processor = processor
-        self._lock = threading.Lock()
-        self._unwarned = 0
-        self._last_warning = -_WARNING_INTERVAL_SECONDS
 
     def run(self, msg: Message, raising: bool) -> Outcome:
         """
@@ -111,7 +105,7 @@ class MessageHooks:
             try:
                 result = hook(msg)  # type: ignore[arg-type]
             except Exception as exc:  # noqa: BLE001 - a failing hook rejects its message only
-                self._processor.reject(msg, exc)
+                self._processor.reporter.rejected(exc, msg)
                 return msg, None
             if result is not msg:  # a new object: check it (the same dict needs no check)
                 checked = self._returned(msg, result)
@@ -122,11 +116,11 @@ class MessageHooks:
             data = dumps(msg)
         except Exception as exc:  # a value's own str() may raise anything
             if raising and hook is None:  # the call's own values: raised, as without hooks
-                self._processor.count_rejected()
+                self._processor.reporter.count("rejected")
                 if isinstance(exc, (TypeError, ValueError)):
                     raise
                 raise unreadable(exc) from exc
-            self._processor.reject(msg, exc)
+            self._processor.reporter.rejected(exc, msg)
             return msg, None
         plan = self._plan
         if plan is not None and not self._planned(plan, msg, data, raising=raising):
@@ -138,7 +132,7 @@ class MessageHooks:
         try:
             result = self._before_send(msg)  # type: ignore[misc,arg-type]
         except Exception as exc:  # noqa: BLE001 - a failing hook rejects its message only
-            self._processor.reject(msg, exc)
+            self._processor.reporter.rejected(exc, msg)
             return msg, None
         if result is not msg:
             checked = self._returned(msg, result)
@@ -148,18 +142,18 @@ class MessageHooks:
         try:
             return msg, dumps(msg)
         except Exception as exc:  # noqa: BLE001 - rejected and reported, never raised
-            self._processor.reject(msg, exc)
+            self._processor.reporter.rejected(exc, msg)
             return msg, None
 
     def _returned(self, msg: Message, result: object) -> Message | None:
         """What ``before_send`` returned, if a message; ``None`` when filtered or rejected."""
         if result is None:
-            self._processor.count_filtered()
+            self._processor.reporter.count("filtered")  # not an error
             return None
         if not isinstance(result, dict) or result.get("type") not in MESSAGE_TYPES:
             what = type(result).__name__ if not isinstance(result, dict) else "a dict without type"
             error = TypeError(f"before_send must return the message or None, got {what}")
-            self._processor.reject(msg, error)
+            self._processor.reporter.rejected(error, msg)
             return None
         return result  # type: ignore[return-value]
 
@@ -173,24 +167,12 @@ class MessageHooks:
         if not errors:
             return True
         violation = _violation(msg, errors)
-        self._processor.count_violation(msg, violation)
-        self._warn(violation)
+        self._processor.reporter.violated(violation, msg)  # counted, logged, on_error
         if self._on_violation == "report":
             return True
         if self._on_violation == "raise" and raising:
             raise violation
         return False
-
-    def _warn(self, violation: PlanViolation) -> None:
-        """Log a violation at most once per 10 s, with the number since the last warning."""
-        now = time.monotonic()
-        with self._lock:
-            self._unwarned += 1
-            if now - self._last_warning < _WARNING_INTERVAL_SECONDS:
-                return
-            count, self._unwarned = self._unwarned, 0
-            self._last_warning = now
-        _logger.warning("%s (%d violations since the last warning)", violation, count)
 
 
 def _violation(msg: Message, errors: tuple[FieldViolation, ...]) -> PlanViolation:

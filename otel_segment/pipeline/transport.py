@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import gzip as gzip_module
+import importlib
 import logging
 import re
 from typing import TYPE_CHECKING, Final
@@ -104,6 +105,7 @@ class HttpTransport:
         }
         if gzip:
             self._headers["Content-Encoding"] = "gzip"
+        _import_lazy_modules()
         self._session = self._new_session()
 
     def __repr__(self) -> str:
@@ -191,6 +193,18 @@ class HttpTransport:
         self._session.close()
         if self._tokens is not None:
             self._tokens.close()
+
+
+def _import_lazy_modules() -> None:
+    """
+    Import now, before any fork, what the HTTP stack imports on its first request.
+
+    requests imports ``netrc`` (and with it ``shlex``) inside its first request, for its
+    netrc lookup. A process forked while a worker holds that import's lock has a child
+    whose own first request waits on it forever (seen in about 1 of 20 forks).
+    """
+    importlib.import_module("netrc")
+    importlib.import_module("encodings.idna")  # the codec of socket.getaddrinfo(host)
 
 
 def _os_error(exc: BaseException) -> str:

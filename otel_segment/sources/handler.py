@@ -14,12 +14,12 @@ from __future__ import annotations
 import contextvars
 import logging
 import threading
-import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 from otel_segment.errors import ClientClosedError
 from otel_segment.pipeline.batching import in_pipeline
+from otel_segment.pipeline.reporting import Throttle, log_throttled
 from otel_segment.sources.clients import ClientRef
 from otel_segment.sources.log_mapping import (
     ANNOTATION_KEY,
@@ -51,7 +51,6 @@ Mapper = Callable[[logging.LogRecord], Mapping[str, Any] | None]
 """``mapper(record)``: the fields of one message (``type`` included), or ``None`` to skip."""
 
 _IGNORED_PREFIXES: Final = tuple(f"{name}." for name in sorted(IGNORED_LOGGERS))
-_WARNING_INTERVAL_SECONDS: Final = 10.0
 
 # Set while this thread emits: a record logged meanwhile (by a mapper, a __str__, the
 # client) is never forwarded, whatever its logger.
@@ -107,9 +106,7 @@ class SegmentHandler(logging.Handler):
         self._mapper = mapper
         self._closed = False
         self._close_lock = threading.Lock()
-        self._warn_lock = threading.Lock()
-        self._last_warning = -_WARNING_INTERVAL_SECONDS
-        self._unwarned = 0
+        self._throttle = Throttle()
 
     def __repr__(self) -> str:
         """Show the level and which client is fed (never the write key)."""
@@ -219,23 +216,9 @@ class SegmentHandler(logging.Handler):
         )
 
     def _warn(self, record: logging.LogRecord, problem: str) -> None:
-        """Report a dropped record under ``otel_segment``, at most once per interval."""
-        now = time.monotonic()
-        with self._warn_lock:
-            if now - self._last_warning < _WARNING_INTERVAL_SECONDS:
-                self._unwarned += 1
-                return
-            self._last_warning = now
-            unwarned, self._unwarned = self._unwarned, 0
-        if unwarned:
-            _logger.warning(
-                "log record from %r dropped: %s (and %d more since the last report)",
-                record.name,
-                problem,
-                unwarned,
-            )
-        else:
-            _logger.warning("log record from %r dropped: %s", record.name, problem)
+        """Report a dropped record under ``otel_segment``, rate-limited like every loss."""
+        line = "log record from %r dropped: %s"
+        log_throttled(self._throttle, logging.WARNING, line, record.name, problem)
 
 
 def _created(record: logging.LogRecord) -> float:
