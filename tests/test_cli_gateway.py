@@ -2,14 +2,30 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from otel_segment.cli import main
 from otel_segment.gateway import GatewayConfig
 
+_EXTRA = ("grpc", "uvicorn", "httptools", "prometheus_client", "opentelemetry.proto")
+
 
 class TestGatewayCommand:
     """Option parsing and usage errors."""
+
+    def test_the_command_line_loads_no_gateway_package(self) -> None:
+        """A fresh interpreter: the package and its command line import none of the extra."""
+        code = (
+            "import sys, otel_segment, otel_segment.cli\n"
+            f"print(sorted(m for m in {_EXTRA!r} if m in sys.modules))\n"
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=True
+        )
+        assert "[]" == result.stdout.strip()
 
     @pytest.mark.parametrize(
         "option",
