@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Final, Self
 from opentelemetry import trace as otel_trace
 
 from otel_segment.errors import ClientClosedError, MessageTooLargeError
-from otel_segment.pipeline import messages, tracking
+from otel_segment.pipeline import identify, messages, tracking
 from otel_segment.pipeline import options as _options
 from otel_segment.pipeline.assembly import build_processor
 from otel_segment.pipeline.batching import ErrorCallback, in_pipeline
@@ -89,6 +89,10 @@ class Client:
             the oldest spooled messages are dropped, counted and reported.
         max_in_flight: Requests under way at once.
         exit_timeout: Seconds the queue may take to drain at interpreter exit.
+        identity_from_baggage: When nothing else gives a message ids, take them from
+            OpenTelemetry Baggage (``enduser.id``, ``enduser.pseudo.id``), as an upstream
+            service's ``identity(..., baggage=True)`` put them. Off by default: Baggage
+            comes from the caller, so trust it only inside your own services.
 
     Raises:
         TypeError: An option has the wrong type.
@@ -122,6 +126,7 @@ class Client:
         spool_max_bytes: int = DEFAULT_SPOOL_MAX_BYTES,
         max_in_flight: int = 2,
         exit_timeout: float = 5.0,
+        identity_from_baggage: bool = False,
         upload_size: int | None = None,
         upload_interval: float | None = None,
         max_retries: int | None = None,
@@ -149,6 +154,7 @@ class Client:
             spool_max_bytes=spool_max_bytes,
             max_in_flight=max_in_flight,
             exit_timeout=exit_timeout,
+            identity_from_baggage=identity_from_baggage,
             upload_size=upload_size,
             upload_interval=upload_interval,
             max_retries=max_retries,
@@ -347,7 +353,11 @@ class Client:
         if self._closed:
             raise ClientClosedError("this client was shut down; create a new one")
         try:
-            msg = builder(self._base_context, *fields)
+            # Identity (scope, span, Baggage) before the builder validates the ids.
+            builder, fields, base = identify.complete(
+                builder, fields, self._base_context, self.config.identity_from_baggage
+            )
+            msg = builder(base, *fields)
             span = otel_trace.get_current_span().get_span_context()
             if span.is_valid and "trace" not in msg["context"]:
                 msg["context"]["trace"] = {

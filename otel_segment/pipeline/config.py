@@ -61,6 +61,7 @@ class ClientConfig:
     spool_max_bytes: int = DEFAULT_SPOOL_MAX_BYTES
     max_in_flight: int = 2
     exit_timeout: float = 5.0
+    identity_from_baggage: bool = False
 
     @classmethod
     def resolve(
@@ -109,6 +110,9 @@ class ClientConfig:
             spool_max_bytes=options.positive_int("spool_max_bytes", given["spool_max_bytes"]),
             max_in_flight=options.positive_int("max_in_flight", given["max_in_flight"]),
             exit_timeout=options.seconds("exit_timeout", given["exit_timeout"], allow_zero=True),
+            identity_from_baggage=options.flag(
+                "identity_from_baggage", given.get("identity_from_baggage", False)
+            ),
         )
         config.check()
         return config

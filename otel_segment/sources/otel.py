@@ -38,10 +38,12 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
+from opentelemetry import trace as otel_trace
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
 
+from otel_segment.pipeline import identify
 from otel_segment.pipeline.batching import in_pipeline
 from otel_segment.sources.otel_bridge import Bridge, MapperResult
 from otel_segment.sources.otel_mapping import (
@@ -135,8 +137,16 @@ class SegmentSpanProcessor(SpanProcessor):
         self._bridge = Bridge(client, mapper, client_kwargs, span_messages, _span_trace)
         self._custom = mapper is not None
 
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        """Let *span* inherit its parent span's identity (see :mod:`~otel_segment.identity`)."""
+        try:
+            identify.inherit(span, otel_trace.get_current_span(parent_context))
+        except Exception:  # a bug of ours must not reach the code that started the span
+            _logger.exception("reading a parent span's identity failed")
+
     def on_end(self, span: ReadableSpan) -> None:
         """Map *span* (and its marked events) and queue the messages."""
+        identify.forget(span)  # its message takes the identity where it ends, not its own
         if not self._custom and not span_is_marked(span):
             return
         if self._bridge.closed or in_pipeline():
