@@ -8,6 +8,7 @@ caller's thread never touches the network unless ``sync_mode`` asks for it.
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import functools
 import logging
@@ -412,6 +413,40 @@ class Client:
         self._closed = True
         _LIVE.discard(self)
         return self._processor.shutdown(remaining(deadline))
+
+    # -- asyncio: the same, awaited without blocking the event loop --------------------
+
+    async def aflush(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109 - the promised name
+        """
+        :meth:`flush`, awaited: the event loop runs on while the queue drains.
+
+        The wait happens on a thread of the loop's default executor; cancelling the
+        awaiting task stops the wait, not the delivery.
+
+        .. versionadded:: 0.2.0
+        """
+        return await asyncio.get_running_loop().run_in_executor(None, self.flush, timeout)
+
+    async def ashutdown(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109 - as aflush
+        """
+        :meth:`shutdown`, awaited without blocking the event loop (as :meth:`aflush`).
+
+        .. versionadded:: 0.2.0
+        """
+        return await asyncio.get_running_loop().run_in_executor(None, self.shutdown, timeout)
+
+    async def __aenter__(self) -> Self:
+        """Use the client in an ``async with`` block; it shuts down on exit."""
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Shut down (as :meth:`ashutdown`), delivering what is queued."""
+        await self.ashutdown()
 
     def every(self, seconds: float, callback: Callable[[], object]) -> Callable[[], None]:
         """
