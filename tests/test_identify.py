@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
 
 import pytest
 from _helpers import delivered
@@ -269,3 +273,47 @@ class TestSpanIdentity:
         assert [("u1", None), ("u-42", "a1")] == [
             (m["userId"], m["anonymousId"]) for m in (user_scope, anonymous_scope)
         ]
+
+
+SERVICE: Final = str(Path(__file__).with_name("_baggage_service.py"))
+
+
+def _run_services(sink: ScriptedServer, from_baggage: bool) -> str:
+    """Service B (serving once) and service A (calling it); what B answered A."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "SEGMENT_"))}
+    env["PYTHONPATH"] = os.pathsep.join(sys.path)
+    switch = "on" if from_baggage else "off"
+    with subprocess.Popen(
+        [sys.executable, SERVICE, "serve", sink.url, switch],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    ) as service_b:
+        assert service_b.stdout is not None
+        port = service_b.stdout.readline().strip()
+        service_a = subprocess.run(
+            [sys.executable, SERVICE, "call", f"http://127.0.0.1:{port}/checkout", "u-77"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=30,
+            check=True,
+        )
+        assert 0 == service_b.wait(30)
+    return service_a.stdout.strip()
+
+
+class TestBaggageAcrossServices:
+    """identity(baggage=True) upstream + identity_from_baggage=True downstream, two processes."""
+
+    def test_user_travels_in_baggage(self, segment_server: ScriptedServer) -> None:
+        """A's scope user reaches B through the W3C baggage header; B's track carries it."""
+        assert "tracked" == _run_services(segment_server, from_baggage=True)
+        assert segment_server.wait_for_messages(1, 5)
+        [message] = segment_server.messages
+        assert ("Checkout Viewed", "u-77") == (message["event"], message["userId"])
+
+    def test_off_by_default(self, segment_server: ScriptedServer) -> None:
+        """Without identity_from_baggage, B does not read Baggage: the track is rejected."""
+        assert "rejected" == _run_services(segment_server, from_baggage=False)
+        assert [] == segment_server.messages
