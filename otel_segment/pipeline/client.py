@@ -354,10 +354,13 @@ class Client:
         if self._closed:
             raise ClientClosedError("this client was shut down; create a new one")
         try:
-            # Identity (scope, span, Baggage) before the builder validates the ids.
-            builder, fields, base = identify.complete(
-                builder, fields, self._base_context, self.config.identity_from_baggage
-            )
+            # Identity (scope, span, Baggage) before the builder validates the ids. A call
+            # that gives its user outside every scope pays one ContextVar.get() for it.
+            base: Mapping[str, Any] = self._base_context
+            if not fields or not fields[0] or builder is messages.alias or identify.SCOPE.get():
+                builder, fields, base = identify.complete(
+                    builder, fields, base, self.config.identity_from_baggage
+                )
             msg = builder(base, *fields)
             span = otel_trace.get_current_span().get_span_context()
             if span.is_valid and "trace" not in msg["context"]:
