@@ -1,13 +1,15 @@
 """
 Benchmark otel_segment against segment-analytics-python, side by side, in one invocation.
 
-Usage: ``python bench/run.py [--rounds N] [--skip-bridges]`` (``nox -s bench -- --rounds 1``).
+Usage: ``python bench/run.py [--rounds N] [--skip-bridges]`` (``nox -s bench -- --rounds 1``);
+``python bench/run.py quality`` runs only ``bench/quality.py`` (plans, before_send, validate).
 
 Starts two sink processes (one answering at once, one after 50 ms), then runs
 ``bench/core.py`` for each library and scenario, each in a fresh process, alternating the
 libraries' order from round to round; prints the median of each figure with its ratio to
 segment-analytics-python, the target and PASS/MISS, and a last line ``RESULT {json}``.
-Then runs every ``bench/bridge_*.py`` and prints what each printed. See bench/README.md.
+Then runs every ``bench/bridge_*.py`` and ``bench/quality.py`` and prints what each printed.
+See bench/README.md.
 """
 
 from __future__ import annotations
@@ -22,9 +24,12 @@ import sys
 import time
 from dataclasses import dataclass
 from importlib import metadata
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from _common import HERE, SinkProcess, report
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 LIBRARIES: Final = ("otel_segment", "segment")
 SCENARIOS: Final = ("burst", "latency")
@@ -160,9 +165,11 @@ def print_table(results: Results, rounds: int) -> dict[str, bool]:
     return verdicts
 
 
-def run_bridges() -> None:
-    """Run every ``bench/bridge_*.py`` and print its output."""
-    for script in sorted(HERE.glob("bridge_*.py")):
+def run_bridges(scripts: list[Path] | None = None) -> None:
+    """Run every ``bench/bridge_*.py`` and ``bench/quality.py`` (or *scripts*); print output."""
+    if scripts is None:
+        scripts = [*sorted(HERE.glob("bridge_*.py")), HERE / "quality.py"]
+    for script in scripts:
         print(f"\n== {script.name} ==", flush=True)
         try:
             done = subprocess.run(
@@ -185,7 +192,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     parser.add_argument("--rounds", type=int, default=3, help="runs per figure (median)")
     parser.add_argument("--skip-bridges", action="store_true", help="only the core table")
+    parser.add_argument(
+        "suite", nargs="?", choices=("quality",), help="run only this suite (bench/quality.py)"
+    )
     args = parser.parse_args()
+    if args.suite == "quality":
+        run_bridges([HERE / "quality.py"])
+        return
     load = os.getloadavg()[0]
     print(f"python {platform.python_version()}, {os.cpu_count()} CPUs, load {load:.2f}")
     sinks = {"burst": SinkProcess(0.0), "latency": SinkProcess(LATENCY_SECONDS)}

@@ -8,6 +8,8 @@ span), and shows what arrived. The decorators are applied at import time, before
 default client is configured: ``tracked`` looks the client up at each call, and
 ``snapshot`` registers on the default client as soon as it is built. The snapshot runs
 every hour, and once more when the client shuts down: that is the report shown here.
+
+Run: ``python examples/decorators.py`` (no write key, no network: a local sink).
 """
 
 from __future__ import annotations

@@ -6,6 +6,8 @@ logging with a console handler and a ``SegmentHandler`` (which builds and owns i
 client from the keys ``write_key``, ``host``, ``flush_at`` ...), logs a few records,
 and shows what the sink received. Only annotated records become messages; the others
 are ordinary log lines.
+
+Run: ``python examples/logging_dictconfig.py`` (no write key, no network: a local sink).
 """
 
 from __future__ import annotations

@@ -7,6 +7,11 @@ pointed at it. loguru hands a standard handler a record whose extras are nested 
 (``**annotate(...)``) marks a record and the other extras become its properties or
 traits. Add the handler with ``format="{message}"`` so that the record's message (the
 default event name) is just the message.
+
+Run (it needs the ``examples`` extra)::
+
+    python -m pip install 'otel-segment[examples]'
+    python examples/logging_loguru.py
 """
 
 from __future__ import annotations

@@ -6,6 +6,11 @@ pointed at it. structlog renders each event with ``render_to_log_kwargs``, so it
 key-value pairs arrive as flat ``extra`` fields: ``segment=...`` (``**annotate(...)``)
 marks an event for Segment, and the other pairs (bound ones included) become its
 properties or traits.
+
+Run (it needs the ``examples`` extra)::
+
+    python -m pip install 'otel-segment[examples]'
+    python examples/logging_structlog.py
 """
 
 from __future__ import annotations

@@ -5,9 +5,13 @@ An instrumented Flask app whose request span becomes an analytics event.
 marks it with ``segment.*`` attributes, and ``SegmentSpanProcessor`` turns it into a
 ``Order Completed`` track when the request ends, with the request's duration.
 
-Needs the ``examples`` extra: ``pip install 'otel-segment[examples]'``. It opens no
-socket of its own: Flask's test client makes one request against the app, and the
-messages go to a local sink.
+It opens no socket of its own: Flask's test client makes one request against the app,
+and the messages go to a local sink.
+
+Run (it needs the ``examples`` extra)::
+
+    python -m pip install 'otel-segment[examples]'
+    python examples/otel_flask_app.py
 """
 
 from __future__ import annotations

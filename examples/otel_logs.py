@@ -5,6 +5,8 @@ Analytics from OpenTelemetry log records: a record with an event name is a track
 ``otel.event.name`` attribute) become tracks; their attributes map as a span's do, a
 mapping body adds properties, and the record's time is the message's. Plain records
 are ignored.
+
+Run: ``python examples/otel_logs.py`` (no write key, no network: a local sink).
 """
 
 from __future__ import annotations

@@ -6,6 +6,8 @@ The trace backend keeps 10 % of traces (``ParentBased(TraceIdRatioBased(0.1))``)
 even in dropped traces, and ``SegmentSpanProcessor`` maps those record-only spans,
 which the SDK's own processors skip. So Segment gets every sign-up while the trace
 backend (here an in-memory exporter behind a BatchSpanProcessor) gets only the sample.
+
+Run: ``python examples/otel_sampling.py`` (no write key, no network: a local sink).
 """
 
 from __future__ import annotations

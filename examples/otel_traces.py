@@ -4,6 +4,8 @@ attributes becomes a Segment message when it ends.
 
 Runs with no write key: it starts a Segment-compatible sink on 127.0.0.1, points a
 client at it, ends a few spans and prints what arrived.
+
+Run: ``python examples/otel_traces.py`` (no write key, no network: a local sink).
 """
 
 from __future__ import annotations

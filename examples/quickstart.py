@@ -3,6 +3,8 @@ Send a few messages to a local sink and print what arrived.
 
 Runs with no write key: it starts a Segment-compatible sink on 127.0.0.1, points a
 client at it, sends one message of each type, and shows the batch as received.
+
+Run: ``python examples/quickstart.py`` (no write key, no network: a local sink).
 """
 
 from __future__ import annotations

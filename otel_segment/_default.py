@@ -4,22 +4,34 @@ The one home of process-wide state: the lazily built default client.
 The module-level API (``otel_segment.track(...)``) works like segment-analytics-python's:
 settings are attributes of the ``otel_segment`` package (``otel_segment.write_key = ...``),
 read when the default client is first needed; ``otel_segment.default_client`` holds it,
-and setting that to ``None`` makes the next call build a fresh one.
+and setting that to ``None`` makes the next call build a fresh one. :func:`reset` puts
+all of it back as it was at import (for tests, like structlog's ``reset_defaults``).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import threading
 from typing import TYPE_CHECKING, Any, Final
 
 from otel_segment.pipeline.client import Client
+from otel_segment.pipeline.oauth import DEFAULT_AUTH_SERVER, DEFAULT_SCOPE
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["SETTINGS", "configure", "current", "get_client", "on_client", "shutdown"]
+__all__ = [
+    "SETTINGS",
+    "SETTING_DEFAULTS",
+    "configure",
+    "current",
+    "get_client",
+    "on_client",
+    "reset",
+    "shutdown",
+]
 
 _logger = logging.getLogger("otel_segment")
 
@@ -28,6 +40,7 @@ SETTINGS: Final = (
     "host",
     "on_error",
     "debug",
+    "log_handler",
     "send",
     "sync_mode",
     "max_queue_size",
@@ -35,12 +48,46 @@ SETTINGS: Final = (
     "timeout",
     "max_retries",
     "proxies",
+    "thread",
     "upload_size",
     "upload_interval",
+    "max_total_backoff_duration",
+    "max_rate_limit_duration",
+    "oauth_client_id",
+    "oauth_client_key",
+    "oauth_key_id",
+    "oauth_auth_server",
+    "oauth_scope",
 )
 """Package attributes the default client is built from (segment-analytics-python's)."""
 
-_lock: Final = threading.Lock()
+SETTING_DEFAULTS: Final[dict[str, Any]] = {
+    "write_key": None,
+    "host": None,
+    "on_error": None,
+    "debug": False,
+    "log_handler": None,
+    "send": True,
+    "sync_mode": False,
+    "max_queue_size": 10_000,
+    "gzip": False,
+    "timeout": 15.0,
+    "max_retries": 10,
+    "proxies": None,
+    "thread": None,
+    "upload_size": None,
+    "upload_interval": None,
+    "max_total_backoff_duration": None,
+    "max_rate_limit_duration": None,
+    "oauth_client_id": None,
+    "oauth_client_key": None,
+    "oauth_key_id": None,
+    "oauth_auth_server": DEFAULT_AUTH_SERVER,
+    "oauth_scope": DEFAULT_SCOPE,
+}
+"""Their values at import, which :func:`reset` restores."""
+
+_lock = threading.Lock()
 
 # Called with each default client built (``@snapshot`` registers on it); see on_client().
 _listeners: Final[list[Callable[[Client], object]]] = []
@@ -119,3 +166,30 @@ def shutdown(timeout: float | None = None) -> bool:
         client: Client | None = _package().default_client
         _package().default_client = None
     return True if client is None else client.shutdown(timeout)
+
+
+def reset() -> None:
+    """
+    Put the process-wide state back as it was at import; for tests.
+
+    Shuts the default client down (within its ``exit_timeout``) and forgets it, restores
+    every package setting to its default, and drops the :func:`on_client` listeners.
+    """
+    package = _package()
+    with _lock:
+        client: Client | None = package.default_client
+        package.default_client = None
+        for name, value in SETTING_DEFAULTS.items():
+            setattr(package, name, value)
+        _listeners.clear()
+    if client is not None:
+        client.shutdown(client.config.exit_timeout)
+
+
+def _after_fork_in_child() -> None:
+    """A lock a parent's thread held at the fork would never be released in the child."""
+    global _lock  # noqa: PLW0603 - replaced, not shared: the child's own
+    _lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)

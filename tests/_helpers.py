@@ -8,6 +8,7 @@ read what a server received.
 from __future__ import annotations
 
 import re
+import socket
 import threading
 from typing import TYPE_CHECKING, Any, Final
 
@@ -113,3 +114,11 @@ def fields(message: Mapping[str, Any], *keys: str) -> tuple[Any, ...]:
 def run_import(server: ScriptedServer, log: pathlib.Path, *options: str) -> int:
     """Run ``otel-segment import [OPTIONS] LOG`` against *server*; the exit status."""
     return main(["import", *options, str(log), "--host", server.url, "--write-key", "k"])
+
+
+def closed_port() -> int:
+    """A local port nothing listens on (a server that is down)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port

@@ -82,6 +82,6 @@ def end_span(tracer: Tracer, name: str, attributes: Mapping[str, Any]) -> None:
 
 def owned_client(source: SegmentLogExporter | SegmentSpanExporter | SegmentSpanProcessor) -> Client:
     """The client *source* built from its client options (it owns it)."""
-    owned = source._bridge.owned
+    owned = source._bridge.ref.owned
     assert owned is not None
     return owned

@@ -12,7 +12,8 @@ from otel_segment.sink import NO_RESPONSE, Sink
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from otel_segment.sink import ReceivedRequest, _Handler, _Reply
+    from otel_segment.sink import ReceivedRequest
+    from otel_segment.sink.connections import Handler, Reply
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +98,7 @@ class ScriptedServer(Sink):
         """How many scripted answers are still unused."""
         return len(self._script)
 
-    def _answer(self, handler: _Handler, request: ReceivedRequest, reply: _Reply) -> None:
+    def _answer(self, handler: Handler, request: ReceivedRequest, reply: Reply) -> None:
         try:
             action = self._script.popleft()
         except IndexError:

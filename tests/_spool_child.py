@@ -19,7 +19,7 @@ import os
 import sys
 
 from otel_segment import Client, RetryPolicy
-from otel_segment.pipeline.spooled import SpooledProcessor
+from otel_segment.pipeline.spooled import SpoolBacklog
 
 
 def _no_wait(retry: int) -> float:
@@ -62,7 +62,8 @@ def produce(args: argparse.Namespace) -> None:
     for number in range(args.count):
         track(client, f"{args.prefix}-{number}")
     processor = client._processor  # the durability point, which only the pipeline has
-    durable = isinstance(processor, SpooledProcessor) and processor.wait_durable(30)
+    backlog = processor.backlog
+    durable = isinstance(backlog, SpoolBacklog) and backlog.wait_durable(30)
     say("DURABLE" if durable else "NOT DURABLE")
     sys.stdin.read()
     client.shutdown(5)

@@ -5,6 +5,9 @@ A scripted Segment-compatible server (plain and mTLS), clients of it, and
 ``no_write_key``. Topical fixtures live in the plugins this module loads:
 ``_logging`` (handler tests), ``_otel`` (span tests) and ``_spooled`` (spool tests).
 
+Process-wide state (the default client, the package settings) is reset around every test
+by ``default_state``, through ``_default.reset()``.
+
 A test module that wants other defaults for ``clients`` (and ``spooled``) overrides
 ``client_defaults``; one that wants another ``client`` defines its own fixture of that name.
 """
@@ -19,14 +22,21 @@ import trustme
 from _helpers import Clients
 from _server import ScriptedServer, TlsServer
 
-import otel_segment
-from otel_segment import Client
+from otel_segment import Client, _default
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
 
 pytest_plugins = ["_logging", "_otel", "_spooled"]
+
+
+@pytest.fixture(autouse=True)
+def default_state() -> Iterator[None]:
+    """Every test starts and ends with no default client, default settings, no listeners."""
+    _default.reset()
+    yield
+    _default.reset()
 
 
 @pytest.fixture
@@ -82,6 +92,4 @@ def clients(segment_server: ScriptedServer, client_defaults: dict[str, Any]) -> 
 @pytest.fixture
 def no_write_key(monkeypatch: pytest.MonkeyPatch) -> None:
     """No default client, and no write key to build one (neither set nor in the environment)."""
-    monkeypatch.setattr(otel_segment, "default_client", None)
-    monkeypatch.setattr(otel_segment, "write_key", None)
-    monkeypatch.delenv("SEGMENT_WRITE_KEY", raising=False)
+    monkeypatch.delenv("SEGMENT_WRITE_KEY", raising=False)  # default_state reset the rest

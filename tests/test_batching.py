@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 from typing import Any
 
@@ -298,6 +299,35 @@ class TestShutdown:
         assert kinds <= {ShutdownError, DeliveryError}
         assert 3 == client.stats()["failed"]
         assert [] == segment_server.messages
+
+    def test_in_flight_at_the_deadline_is_reported_once(
+        self, segment_server: ScriptedServer, clients: Clients
+    ) -> None:
+        """
+        A batch still being sent at the deadline is failed as of unknown delivery.
+
+        It is counted and handed to on_error before shutdown() returns; when its answer
+        comes later (here a 200 after 1 s), nothing is counted again.
+        """
+        segment_server.hang(1.0)
+        errors = ErrorLog()
+        client = clients(max_in_flight=1, flush_at=300, flush_interval=30, on_error=errors)
+        sent = [client.track("u1", "Ev", {"n": n})[1] for n in range(300)]
+        assert segment_server.wait_for_requests(1)
+
+        assert not client.shutdown(timeout=0.2)
+        reported = (client.stats()["failed"], message_ids(errors.messages))
+        assert (300, message_ids(sent)) == reported
+        [(error, _)] = errors.calls
+        assert isinstance(error, ShutdownError)
+        assert "delivery is unknown" in str(error)
+
+        assert segment_server.wait_for_messages(300)  # the late answer
+        for worker in threading.enumerate():
+            if worker.name.startswith("otel_segment-worker"):
+                worker.join(5)
+        stats = client.stats()
+        assert (300, 0, 1) == (stats["failed"], stats["delivered"], len(errors.calls))
 
     def test_calls_after_processor_closed_drop(self, clients: Clients) -> None:
         """A message reaching a closed pipeline is dropped and reported as ShutdownError."""

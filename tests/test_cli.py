@@ -3,33 +3,22 @@
 from __future__ import annotations
 
 import json
-import logging
-import os
 import signal
-import socket
 import subprocess
 import sys
 from typing import TYPE_CHECKING
 
 import pytest
-from _helpers import run_import
-from pythonjsonlogger.json import JsonFormatter
+from _helpers import closed_port
 
 import otel_segment
 from otel_segment.cli import main
+from otel_segment.cli.common import LOCAL_WRITE_KEY, write_key_for
 
 if TYPE_CHECKING:
     import pathlib
 
     from _server import ScriptedServer
-
-
-def _closed_port() -> int:
-    """Return a local port nothing listens on."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
 
 
 class TestSend:
@@ -96,7 +85,7 @@ class TestSend:
     def test_unreachable_host(self, capsys: pytest.CaptureFixture[str]) -> None:
         """A host that refuses connections: exit status 1 and the reason."""
         status = main(
-            ["send", "track", "--host", f"http://127.0.0.1:{_closed_port()}",
+            ["send", "track", "--host", f"http://127.0.0.1:{closed_port()}",
              "--write-key", "k", "--user-id", "u1", "--event", "E"]
         )  # fmt: skip
 
@@ -128,9 +117,9 @@ class TestSend:
     @pytest.mark.parametrize(
         ("args", "expected"),
         [
-            (["track", "--event", "E"], "user_id or an anonymous_id"),
+            (["track", "--event", "E"], "--user-id or an --anonymous-id"),
             (["alias", "--user-id", "u1", "--event", "E"], "alias takes no --event"),
-            (["group", "--user-id", "u1"], "group_id is required"),
+            (["group", "--user-id", "u1"], "--group-id is required"),
         ],
     )
     def test_invalid_message(
@@ -145,13 +134,62 @@ class TestSend:
     def test_no_write_key(
         self, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
     ) -> None:
-        """Without --write-key or $SEGMENT_WRITE_KEY, the error says how to give one."""
+        """Without --write-key or $SEGMENT_WRITE_KEY, the error names the flag, not the argument."""
         monkeypatch.delenv("SEGMENT_WRITE_KEY", raising=False)
 
         status = main(["send", "track", "--user-id", "u", "--event", "E", "--host", "http://x"])
 
+        err = capsys.readouterr().err
         assert 2 == status
-        assert "SEGMENT_WRITE_KEY" in capsys.readouterr().err
+        assert "--write-key" in err
+        assert "SEGMENT_WRITE_KEY" in err
+        assert "write_key" not in err
+
+    def test_a_local_sink_needs_no_write_key(
+        self, segment_server: ScriptedServer, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A loopback host takes any key: without one, "local" is sent."""
+        monkeypatch.delenv("SEGMENT_WRITE_KEY", raising=False)
+
+        status = main(
+            ["send", "track", "--user-id", "u", "--event", "E", "--host", segment_server.url]
+        )
+
+        assert 0 == status
+        assert 1 == len(segment_server.messages)
+        assert "local" == segment_server.requests[0].json["writeKey"]
+
+    def test_option_errors_name_flags(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """A bad option value is reported under its flag."""
+        status = main(
+            ["send", "track", "--user-id", "u", "--event", "E", "--host", "http://127.0.0.1:1",
+             "--write-key", "k", "--timeout", "-1"]
+        )  # fmt: skip
+
+        assert 2 == status
+        assert "--timeout must be > 0" in capsys.readouterr().err
+
+
+class TestWriteKeyFor:
+    """Which write key a command sends when none is given."""
+
+    @pytest.mark.parametrize(
+        ("host", "given", "expected"),
+        [
+            ("http://127.0.0.1:8080", None, LOCAL_WRITE_KEY),
+            ("http://localhost:8080", None, LOCAL_WRITE_KEY),
+            ("http://[::1]:8080", None, LOCAL_WRITE_KEY),
+            ("http://127.0.0.1:8080", "k", "k"),
+            ("https://api.segment.io", None, None),
+            ("http://10.0.0.1", None, None),
+            (None, None, None),
+        ],
+    )
+    def test_loopback_hosts_only(
+        self, host: str | None, given: str | None, expected: str | None
+    ) -> None:
+        """Only a host on this machine gets the placeholder; a given key always wins."""
+        assert expected == write_key_for(host, given)
 
 
 class TestSink:
@@ -183,131 +221,35 @@ class TestSink:
         assert 0 == process.returncode
 
 
-def _write_log(path: pathlib.Path, records: list[tuple[str, dict[str, object]]]) -> None:
-    """Log *records* through python-json-logger into *path*, as an application would."""
-    logger = logging.getLogger(f"test_cli.import.{path.name}")
-    logger.propagate = False
-    logger.setLevel(logging.INFO)
-    handler = logging.FileHandler(path, encoding="utf-8")
-    handler.setFormatter(JsonFormatter("%(message)s %(levelname)s", timestamp=True))
-    logger.addHandler(handler)
-    try:
-        for message, extra in records:
-            logger.info(message, extra=extra)
-    finally:
-        logger.removeHandler(handler)
-        handler.close()
+class TestSinkBadInput:
+    """``sink`` with an unusable option: a one-line message and exit 1, no traceback."""
 
-
-class TestImport:
-    """``otel-segment import FILE...``."""
-
-    @pytest.fixture
-    def log(self, tmp_path: pathlib.Path) -> pathlib.Path:
-        """Where the test writes the log file it imports."""
-        return tmp_path / "app.jsonl"
-
-    def test_replays_annotated_lines_with_their_times(
-        self, segment_server: ScriptedServer, log: pathlib.Path, capsys: pytest.CaptureFixture[str]
+    @pytest.mark.parametrize(
+        ("options", "expected"),
+        [
+            (["--port", "99999"], "cannot listen on 127.0.0.1:99999"),
+            (["--port", "0", "--output", "{tmp}/no/such/dir/out.jsonl"], "cannot write"),
+        ],
+    )
+    def test_is_refused_clearly(
+        self,
+        options: list[str],
+        expected: str,
+        tmp_path: pathlib.Path,
+        capsys: pytest.CaptureFixture[str],
     ) -> None:
-        """Annotated lines become messages with their original timestamps; others are counted."""
-        _write_log(
-            log,
-            [
-                ("Signed Up", {"segment": {"user_id": "u1"}, "plan": "pro"}),
-                ("just a log line", {"request_id": "r1"}),
-                ("who", {"segment": {"type": "identify", "user_id": "u1", "traits": {"a": 1}}}),
-            ],
-        )
-        times = [json.loads(line)["timestamp"] for line in log.read_text().splitlines()]
-
-        status = run_import(segment_server, log)
-
-        assert 0 == status
-        track, identify = segment_server.messages
-        assert ("Signed Up", {"plan": "pro"}) == (track["event"], track["properties"])
-        assert {"a": 1} == identify["traits"]
-        assert times[0][:23] == track["timestamp"][:23]
-        assert "read 3 lines: 2 sent, 1 without a segment annotation" in capsys.readouterr().err
-
-    def test_malformed_lines_are_reported_and_skipped(
-        self, segment_server: ScriptedServer, log: pathlib.Path, capsys: pytest.CaptureFixture[str]
-    ) -> None:
-        """Bad JSON and invalid annotations are named by line number; the rest is sent."""
-        good = {
-            "message": "Ok",
-            "timestamp": "2024-05-01T10:00:00+00:00",
-            "segment": {"user_id": "u"},
-        }
-        lines = [
-            json.dumps(good),
-            "{not json",
-            json.dumps({**good, "segment": {"event": "No Actor"}}),
-            json.dumps({"message": "m", "segment": {"user_id": "u"}}),
-            json.dumps(good),
-        ]
-        log.write_text("\n".join(lines) + "\n")
-
-        status = run_import(segment_server, log)
+        """The option is named in the message; the exit status is non-zero."""
+        status = main(["sink", *(option.format(tmp=tmp_path) for option in options)])
 
         err = capsys.readouterr().err
         assert 1 == status
-        assert 2 == len(segment_server.messages)
-        assert f"not JSON (Expecting property name enclosed in double quotes) (at {log}:2)" in err
-        assert f"(at {log}:3)" in err
-        assert f"(at {log}:4)" in err
-        assert "2024-05-01T10:00:00.000+00:00" == segment_server.messages[0]["timestamp"]
+        assert expected in err
+        assert err.startswith("otel-segment sink: ")
 
-    def test_dry_run_sends_nothing(
-        self, segment_server: ScriptedServer, log: pathlib.Path, capsys: pytest.CaptureFixture[str]
-    ) -> None:
-        """--dry-run validates every line and makes no request."""
-        _write_log(log, [("Signed Up", {"segment": {"user_id": "u1"}})] * 3)
+    def test_a_negative_latency_is_a_usage_error(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """The parser refuses it (exit 2) before anything is opened."""
+        with pytest.raises(SystemExit) as exited:
+            main(["sink", "--port", "0", "--latency-ms", "-5"])
 
-        status = run_import(segment_server, log, "--dry-run")
-
-        assert 0 == status
-        assert [] == segment_server.requests
-        assert "3 valid" in capsys.readouterr().err
-
-    def test_reads_stdin(self, segment_server: ScriptedServer, log: pathlib.Path) -> None:
-        """``-`` reads the lines from standard input."""
-        _write_log(log, [("From Stdin", {"segment": {"anonymous_id": "a1"}})])
-        env = {**os.environ, "SEGMENT_WRITE_KEY": "k", "SEGMENT_HOST": segment_server.url}
-
-        done = subprocess.run(
-            [sys.executable, "-m", "otel_segment", "import", "-"],
-            input=log.read_text(),
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=30,
-            check=False,
-        )
-
-        assert 0 == done.returncode, done.stderr
-        assert ["From Stdin"] == [m["event"] for m in segment_server.messages]
-
-    def test_missing_file(self, capsys: pytest.CaptureFixture[str], tmp_path: pathlib.Path) -> None:
-        """A file that cannot be read: exit 1 naming it."""
-        status = main(["import", str(tmp_path / "nope.jsonl"), "--write-key", "k", "--dry-run"])
-
-        assert 1 == status
-        assert "nope.jsonl" in capsys.readouterr().err
-
-
-class TestDemo:
-    """``otel-segment demo``."""
-
-    def test_runs_the_scenario_against_its_own_sink(
-        self, capsys: pytest.CaptureFixture[str]
-    ) -> None:
-        """The demo needs no write key, shows every message type and exits 0."""
-        status = main(["demo"])
-
-        out = capsys.readouterr().out
-        assert 0 == status
-        for kind in ("track", "identify", "group", "page"):
-            assert f"   {kind}" in out
-        assert "Order Completed" in out
-        assert "'failed': 0" in out
+        assert 2 == exited.value.code
+        assert "argument --latency-ms: must be a number >= 0, got '-5'" in capsys.readouterr().err

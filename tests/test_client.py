@@ -9,11 +9,11 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from _helpers import TIMESTAMP_RE, Clients, delivered, message_ids
+from _helpers import TIMESTAMP_RE, Clients, ErrorLog, delivered, message_ids
 from opentelemetry.sdk.trace import TracerProvider
 
 import otel_segment
-from otel_segment import Client, ClientClosedError
+from otel_segment import Client, ClientClosedError, DeliveryError
 
 if TYPE_CHECKING:
     from _server import ScriptedServer
@@ -223,6 +223,35 @@ class TestCompatibility:
             (p.name, p.default) for p in ours.values()
         ]
 
+    def test_constructor_takes_their_arguments_in_their_order(self) -> None:
+        """Client's positional parameters are analytics-python 2.4's, name for name."""
+        analytics = pytest.importorskip("segment.analytics")
+        theirs = list(inspect.signature(analytics.Client).parameters.values())
+        ours = list(inspect.signature(Client).parameters.values())
+
+        assert [p.name for p in theirs] == [p.name for p in ours[: len(theirs)]]
+        assert all(p.kind is p.POSITIONAL_OR_KEYWORD for p in ours[: len(theirs)])
+        assert all(p.kind is p.KEYWORD_ONLY for p in ours[len(theirs) :])
+
+    def test_constructor_defaults(self) -> None:
+        """Defaults match 2.4's except where ours means "not given" (None) or differs."""
+        analytics = pytest.importorskip("segment.analytics")
+        theirs = inspect.signature(analytics.Client).parameters
+        ours = inspect.signature(Client).parameters
+        differ = {name for name in theirs if theirs[name].default != ours[name].default}
+
+        # None: the option maps onto one of ours (max_retries -> retry, thread ->
+        # max_in_flight, upload_* -> flush_*, the durations -> retry) whose default holds
+        assert {
+            "max_retries",
+            "thread",
+            "upload_size",
+            "upload_interval",
+            "max_total_backoff_duration",
+            "max_rate_limit_duration",
+        } == differ
+        assert all(ours[name].default is None for name in differ)
+
     def test_positional_calls(self, segment_server: ScriptedServer, client: Client) -> None:
         """The six calls take analytics-python's positional arguments."""
         client.track("u1", "Ev", {"a": 1})
@@ -316,7 +345,10 @@ class TestResults:
         delivered(client, segment_server, 1)
         stats = client.stats()
 
-        counters = "enqueued delivered dropped rejected failed retried batches bytes queued"
+        counters = (
+            "enqueued delivered dropped rejected failed retried batches bytes queued"
+            " filtered violations"
+        )
         assert set(counters.split()) == set(stats)
         assert (1, 1, 1, 0) == (
             stats["enqueued"],
@@ -353,3 +385,42 @@ class TestShutdown:
         with Client("k", host=segment_server.url, flush_interval=30) as client:
             client.track("u1", "Ev")
         assert (True, 1) == (client.closed, len(segment_server.messages))
+
+
+class TestShutdownEdges:
+    """shutdown() from unusual places and with a zero timeout."""
+
+    def test_shutdown_inside_on_error(
+        self,
+        segment_server: ScriptedServer,
+        clients: Clients,
+        caplog: pytest.LogCaptureFixture,
+    ) -> None:
+        """on_error (on a worker thread) may shut its client down: no error, no double report."""
+        segment_server.respond(400)
+        errors = ErrorLog()
+        results: list[bool] = []
+
+        def on_error(error: Exception, messages: list[dict[str, Any]]) -> None:
+            results.append(own.shutdown(timeout=5))
+            errors(error, messages)
+
+        own = clients(on_error=on_error)
+        with caplog.at_level(logging.ERROR, logger="otel_segment"):
+            own.track("u1", "Ev")
+            assert errors.wait_for_messages(1)
+            assert own.shutdown(timeout=5)
+
+        assert [DeliveryError] == [type(error) for error, _ in errors.calls]
+        assert [True] == results
+        assert "raised" not in caplog.text
+        assert 1 == own.stats()["failed"]
+
+    def test_zero_timeout_when_idle(self, segment_server: ScriptedServer, clients: Clients) -> None:
+        """With everything delivered, shutdown(0) reports success."""
+        client = clients()
+        client.track("u1", "Ev")
+        assert client.flush(5)
+
+        assert client.shutdown(timeout=0)
+        assert 1 == len(segment_server.messages)

@@ -22,8 +22,8 @@ from _helpers import delivered
 from opentelemetry.sdk.trace import TracerProvider
 
 import otel_segment
-from otel_segment import Client, _default, snapshot, tracked
-from otel_segment.pipeline.batching import _IN_PIPELINE
+from otel_segment import Client, snapshot, tracked
+from otel_segment.pipeline.guard import inside_pipeline
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
@@ -509,12 +509,26 @@ class TestTrackingNeverRaises:
         def act(user: User) -> int:
             return 1
 
-        token = _IN_PIPELINE.set(True)
-        try:
+        with inside_pipeline():
             assert 1 == act(ADA)
-        finally:
-            _IN_PIPELINE.reset(token)
         assert [] == delivered(client, segment_server)
+        assert 1 == client.stats()["rejected"]
+
+    def test_an_id_callable_raising_an_unprintable_error(self, client: Client) -> None:
+        """The call returns its result; the event is counted as rejected."""
+
+        class UnprintableError(Exception):
+            def __str__(self) -> str:
+                raise RuntimeError("no text")
+
+        def user_id(_arguments: dict[str, Any]) -> str:
+            raise UnprintableError
+
+        @client.tracked("Computed", user_id=user_id)
+        def compute(x: int) -> int:
+            return x * 2
+
+        assert 4 == compute(2)
         assert 1 == client.stats()["rejected"]
 
 
@@ -676,7 +690,6 @@ class TestDefaultClient:
         monkeypatch: pytest.MonkeyPatch,
     ) -> None:
         """Decorating builds no client; a call uses whatever default exists then."""
-        monkeypatch.setattr(otel_segment, "default_client", None)
 
         @tracked("Later", user_id="user.id")
         def act(user: User) -> None:
@@ -692,7 +705,6 @@ class TestDefaultClient:
         self, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
     ) -> None:
         """With no write key anywhere, the call works and a warning says why nothing went."""
-        monkeypatch.setattr(_default, "_listeners", [])
 
         @tracked("Nowhere", user_id="user.id")
         def act(user: User) -> int:
@@ -825,8 +837,6 @@ class TestSnapshot:
         self, segment_server: ScriptedServer, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         """Decorated before configure(): registered on each default client when it is built."""
-        monkeypatch.setattr(otel_segment, "default_client", None)
-        monkeypatch.setattr(_default, "_listeners", [])
 
         @snapshot(3600, group_id="g1")
         def state() -> dict[str, object]:
@@ -846,7 +856,6 @@ class TestSnapshot:
         self, segment_server: ScriptedServer, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         """With a live default client, the snapshot registers on it when decorating."""
-        monkeypatch.setattr(_default, "_listeners", [])
         with Client("test-key", host=segment_server.url) as client:
             monkeypatch.setattr(otel_segment, "default_client", client)
             snapshot(3600, group_id="g1")(lambda: {"nodes": 1})

@@ -169,6 +169,87 @@ class TestCircular:
         assert ["Fine"] == [m["event"] for m in segment_server.messages]
 
 
+class RaisingOffset(dt.tzinfo):
+    """A time zone whose utcoffset() raises."""
+
+    def utcoffset(self, when: dt.datetime | None) -> dt.timedelta:
+        """Raise."""
+        del when
+        raise RuntimeError("no offset")
+
+    def tzname(self, when: dt.datetime | None) -> str:
+        """A name."""
+        del when
+        return "broken"
+
+    def dst(self, when: dt.datetime | None) -> dt.timedelta:
+        """No daylight saving."""
+        del when
+        return dt.timedelta(0)
+
+
+class ImpossibleOffset(dt.tzinfo):
+    """A time zone whose offset is three days: datetime itself refuses it."""
+
+    def utcoffset(self, when: dt.datetime | None) -> dt.timedelta:
+        """Three days."""
+        del when
+        return dt.timedelta(days=3)
+
+    def tzname(self, when: dt.datetime | None) -> str:
+        """A name."""
+        del when
+        return "broken"
+
+    def dst(self, when: dt.datetime | None) -> dt.timedelta:
+        """No daylight saving."""
+        del when
+        return dt.timedelta(0)
+
+
+class RaisingText:
+    """A value whose __str__ raises."""
+
+    def __str__(self) -> str:
+        """Raise."""
+        raise RuntimeError("no text")
+
+
+class TestUnconvertible:
+    """A value that cannot be converted is an EncodingError naming where it sits."""
+
+    @pytest.mark.parametrize("zone", [RaisingOffset(), ImpossibleOffset()])
+    def test_datetime_with_a_broken_zone(self, zone: dt.tzinfo) -> None:
+        """A broken tzinfo is refused with the path (orjson alone crashed or wrote garbage)."""
+        value = {"when": [dt.datetime(2024, 1, 1, tzinfo=zone)]}
+        with pytest.raises(EncodingError, match=r"^when\[0\]: a datetime cannot be written"):
+            dumps(value)
+
+    def test_raising_str(self) -> None:
+        """A value whose __str__ raises is named by its path, with the cause chained."""
+        with pytest.raises(EncodingError, match=r"^a\.b\[1\]: a RaisingText") as caught:
+            dumps({"a": {"b": [1, RaisingText()]}})
+        assert isinstance(caught.value.__cause__, RuntimeError)
+
+    def test_datetimes_as_before(self) -> None:
+        """Naive datetimes are UTC, aware ones keep their offset, dates and times as ISO."""
+        minus_five = dt.timezone(dt.timedelta(hours=-5))
+        value = [
+            dt.datetime(2024, 1, 2, 3, 4, 5, 6),  # noqa: DTZ001 - naive on purpose
+            dt.datetime(2024, 1, 2, 3, tzinfo=minus_five),
+            dt.date(2024, 1, 2),
+            dt.time(3, 4),
+        ]
+        expected = ["2024-01-02T03:04:05.000006+00:00", "2024-01-02T03:00:00-05:00"]
+        assert [*expected, "2024-01-02", "03:04:00"] == strict_loads(dumps(value))
+
+    def test_big_integers_digit_for_digit(self) -> None:
+        """Integers beyond 64 bits are written in full."""
+        assert b'{"n":1180591620717411303424,"m":-1208925819614629174706176}' == dumps(
+            {"n": 2**70, "m": -(2**80)}
+        )
+
+
 class TestOnTheWire:
     """Converted values arrive at the server as converted."""
 

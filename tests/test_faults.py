@@ -15,7 +15,6 @@ import dataclasses
 import json
 import re
 import selectors
-import socket
 import subprocess
 import sys
 import threading
@@ -23,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
 import pytest
-from _helpers import ErrorLog
+from _helpers import ErrorLog, closed_port
 from _server import ScriptedServer
 from _spool_child import FAST_RETRY
 
@@ -58,14 +57,6 @@ def tally(sent: Iterable[str], received: list[dict[str, Any]]) -> Tally:
         duplicates=sum(count - 1 for count in counts.values()),
         unexpected=set(counts) - expected,
     )
-
-
-def free_port() -> int:
-    """A local port nothing listens on (a server that is down)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
 
 
 def ids(prefix: str, count: int) -> list[str]:
@@ -177,7 +168,7 @@ class TestOutage:
         self, spooled: Callable[..., Client], spool_path: Path
     ) -> None:
         """Batches out of retries stay spooled (not failed) and go once the server is back."""
-        port, errors, sent = free_port(), ErrorLog(), ids("m", 300)
+        port, errors, sent = closed_port(), ErrorLog(), ids("m", 300)
         client = spooled(f"http://127.0.0.1:{port}", on_error=errors)
         track_all(client, sent)
 
@@ -196,7 +187,7 @@ class TestOutage:
         """The behaviour the spool improves on: given-up batches go to on_error."""
         errors = ErrorLog()
         with Client(
-            "test-key", host=f"http://127.0.0.1:{free_port()}", retry=FAST_RETRY, on_error=errors
+            "test-key", host=f"http://127.0.0.1:{closed_port()}", retry=FAST_RETRY, on_error=errors
         ) as client:
             track_all(client, ids("m", 20))
             assert client.flush(10)
@@ -289,7 +280,7 @@ class TestFullSpool:
         self, spooled: Callable[..., Client], spool_path: Path
     ) -> None:
         """Lost == dropped == reported, message for message."""
-        port, errors, sent = free_port(), ErrorLog(), ids("m", 80)
+        port, errors, sent = closed_port(), ErrorLog(), ids("m", 80)
         client = spooled(
             f"http://127.0.0.1:{port}",
             on_error=errors,
@@ -335,7 +326,7 @@ class TestSharedSpool:
 
     def test_second_process_refused_then_takes_over(self, spool_path: Path) -> None:
         """While one process owns the spool another is refused; after it dies, it delivers."""
-        down = f"http://127.0.0.1:{free_port()}"
+        down = f"http://127.0.0.1:{closed_port()}"
         sent = ids("m", 100)
         with Child("produce", down, str(spool_path), "--count", "100") as child:
             assert "DURABLE" == child.read_line()

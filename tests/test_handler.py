@@ -311,10 +311,10 @@ class TestBadAnnotations:
         assert 1 == len([r for r in caplog.records if r.name == "otel_segment"])
 
     @pytest.mark.usefixtures("handler")
-    def test_unexpected_error_goes_to_handle_error(
-        self, app_logger: logging.Logger, capsys: pytest.CaptureFixture[str]
+    def test_unprintable_property_is_rejected(
+        self, app_logger: logging.Logger, client: Client, capsys: pytest.CaptureFixture[str]
     ) -> None:
-        """An error that is no bad annotation takes logging's handleError path."""
+        """A property whose __str__ raises is a counted rejection, not a logging error."""
 
         class Unprintable:
             def __str__(self) -> str:
@@ -322,7 +322,8 @@ class TestBadAnnotations:
 
         app_logger.info("Signed Up", extra={**annotate(user_id="u1"), "thing": Unprintable()})
 
-        assert "--- Logging error ---" in capsys.readouterr().err
+        assert 1 == client.stats()["rejected"]
+        assert "--- Logging error ---" not in capsys.readouterr().err
 
     def test_closed_client_drops_with_a_warning(
         self,
@@ -352,6 +353,13 @@ class TestBadAnnotations:
 
         assert any("write_key" in r.getMessage() for r in caplog.records)
         assert otel_segment.default_client is None
+
+    def test_alias_values_are_rejected(self, app_logger: logging.Logger, client: Client) -> None:
+        """An alias has no properties: values given for one make a rejected record."""
+        app_logger.addHandler(SegmentHandler(client=client))
+        app_logger.info("merged", extra=annotate("alias", previous_id="a", user_id="u", x=1))
+
+        assert 1 == client.stats()["rejected"]
 
 
 class TestTraceCorrelation:

@@ -208,10 +208,8 @@ class TestDefaultClient:
         self,
         segment_server: ScriptedServer,
         app_logger: logging.Logger,
-        monkeypatch: pytest.MonkeyPatch,
     ) -> None:
         """The default client is looked up when a record comes, not at construction."""
-        monkeypatch.setattr(otel_segment, "default_client", None)
         handler = SegmentHandler()
         app_logger.addHandler(handler)
         default = otel_segment.configure(write_key="test-key", host=segment_server.url)
@@ -224,9 +222,8 @@ class TestDefaultClient:
         finally:
             otel_segment.shutdown(5)
 
-    def test_flush_builds_no_client(self, monkeypatch: pytest.MonkeyPatch) -> None:
+    def test_flush_builds_no_client(self) -> None:
         """flush() before any record builds no default client."""
-        monkeypatch.setattr(otel_segment, "default_client", None)
         handler = SegmentHandler()
         handler.flush()
         handler.close()
@@ -284,46 +281,3 @@ class TestMapper:
         app_logger.info("Signed Up")
 
         assert (1, 0) == (client.stats()["rejected"], client.stats()["enqueued"])
-
-
-class TestAnnotate:
-    """annotate() builds the extra mapping."""
-
-    @pytest.mark.parametrize(
-        ("built", "expected"),
-        [
-            (annotate(), {"type": "track"}),
-            (
-                annotate(user_id="u1", plan="pro"),
-                {"type": "track", "user_id": "u1", "properties": {"plan": "pro"}},
-            ),
-            (
-                annotate("identify", user_id="u1", plan="pro"),
-                {"type": "identify", "user_id": "u1", "traits": {"plan": "pro"}},
-            ),
-            (
-                annotate(properties={"plan": "pro"}, plan="free", seats=2),
-                {"type": "track", "properties": {"plan": "pro", "seats": 2}},
-            ),
-            (
-                annotate("page", anonymous_id="a1", name="Home", category="Docs"),
-                {"type": "page", "anonymous_id": "a1", "name": "Home", "category": "Docs"},
-            ),
-        ],
-    )
-    def test_shapes(self, built: dict[str, Any], expected: dict[str, Any]) -> None:
-        """Fields given are kept; other keywords join properties or traits."""
-        assert {"segment": expected} == built
-
-    def test_never_raises(self) -> None:
-        """Nonsense is passed on for the handler to reject, not raised at the call."""
-        built = annotate("bogus", properties="x", seats=2)  # type: ignore[arg-type]
-
-        assert {"segment": {"type": "bogus", "properties": "x"}} == built
-
-    def test_alias_values_are_rejected(self, app_logger: logging.Logger, client: Client) -> None:
-        """An alias has no properties: values given for one make a rejected record."""
-        app_logger.addHandler(SegmentHandler(client=client))
-        app_logger.info("merged", extra=annotate("alias", previous_id="a", user_id="u", x=1))
-
-        assert 1 == client.stats()["rejected"]

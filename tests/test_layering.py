@@ -22,9 +22,11 @@ PACKAGE: Final = Path(otel_segment.__file__).parent
 
 RANKS: Final = {
     "_version": 0,
+    "_json": 0,
     "errors": 0,
     "sink": 1,
     "identity": 1,
+    "plans": 1,
     "pipeline": 2,
     "_default": 3,
     "sources": 4,
@@ -157,21 +159,26 @@ class TestLayering:
         assert [] == cycles({name: targets - {"__init__"} for name, targets in graph.items()})
 
     def test_sink_stands_alone(self) -> None:
-        """Sink imports the standard library and orjson, and of the package only the version."""
-        tree = ast.parse((PACKAGE / "sink.py").read_text(encoding="utf-8"))
-        names = {
-            alias.name
-            for node in ast.walk(tree)
-            if isinstance(node, ast.Import)
-            for alias in node.names
-        }
-        names |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+        """Sink imports the standard library and orjson; of the package, the version and _json."""
+        names: set[str] = set()
+        for path in sorted((PACKAGE / "sink").glob("*.py")):
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            names |= {
+                alias.name
+                for node in ast.walk(tree)
+                if isinstance(node, ast.Import)
+                for alias in node.names
+            }
+            names |= {
+                node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+            }
         outside = {
             name
             for name in names
             if name.split(".")[0] not in sys.stdlib_module_names | {"__future__", "orjson"}
+            and not name.startswith("otel_segment.sink.")
         }
-        assert {"otel_segment._version"} == outside
+        assert {"otel_segment._json", "otel_segment._version"} == outside
 
     def test_modules_stay_small(self) -> None:
         """No module is over ~400 lines (STYLE.md): a longer one is split by concept."""
@@ -183,7 +190,7 @@ class TestLayering:
         assert set() == long - NOT_YET_SPLIT
 
 
-NOT_YET_SPLIT: Final = {"pipeline.client", "pipeline.batching", "sink", "sources.handler"}
+NOT_YET_SPLIT: Final = {"pipeline.client"}
 """Modules still over the limit, to be split (issue 11); the list only shrinks."""
 
 MODULES: Final = {

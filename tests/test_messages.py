@@ -62,11 +62,43 @@ class TestFormatTimestamp:
         with pytest.raises(TypeError, match="timestamp must be a datetime or POSIX seconds"):
             messages.format_timestamp(value)
 
-    @pytest.mark.parametrize("value", [math.nan, math.inf])
-    def test_rejects_non_finite_seconds(self, value: float) -> None:
-        """NaN or infinite POSIX seconds are a ValueError naming the field."""
-        with pytest.raises(ValueError, match="timestamp must be a finite number"):
+    @pytest.mark.parametrize(
+        "value", [math.nan, math.inf, -math.inf, 1e12, 1e17, 1e19, -1e19, 2**80, -(2**80)]
+    )
+    def test_rejects_seconds_out_of_range(self, value: float) -> None:
+        """NaN, infinite or out-of-range POSIX seconds are a ValueError naming the field."""
+        with pytest.raises(ValueError, match=r"timestamp must be POSIX seconds in years 1\.\.9999"):
             messages.format_timestamp(value)
+
+    @pytest.mark.parametrize(
+        ("seconds", "expected"),
+        [
+            (-62_135_596_800, "0001-01-01T00:00:00.000+00:00"),
+            (253_402_300_799.999, "9999-12-31T23:59:59.999+00:00"),
+        ],
+    )
+    def test_accepts_the_ends_of_the_range(self, seconds: float, expected: str) -> None:
+        """The first and the last millisecond datetime can write are accepted."""
+        assert expected == messages.format_timestamp(seconds)
+
+    def test_raising_tzinfo(self) -> None:
+        """A tzinfo whose utcoffset() raises is a ValueError naming the field."""
+
+        class Broken(dt.tzinfo):
+            def utcoffset(self, when: dt.datetime | None) -> dt.timedelta:
+                del when
+                raise RuntimeError("no offset today")
+
+            def tzname(self, when: dt.datetime | None) -> str:
+                del when
+                return "broken"
+
+            def dst(self, when: dt.datetime | None) -> dt.timedelta:
+                del when
+                return dt.timedelta(0)
+
+        with pytest.raises(ValueError, match=r"timestamp cannot be written.*no offset today"):
+            messages.format_timestamp(dt.datetime(2024, 1, 1, tzinfo=Broken()))
 
     @pytest.mark.parametrize(
         "seconds", [0, 1_700_000_000, 1_700_000_000.123, 1_700_000_000.9999, -1.5, 1e9 + 0.0005]

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
+import logging
 from typing import TYPE_CHECKING, Any
 
 import pytest
 from _helpers import ErrorLog, message_ids
+from _oauth import private_key_pem
 
 import otel_segment
 from otel_segment import Client, _default
@@ -21,19 +24,16 @@ if TYPE_CHECKING:
 def module_state(
     monkeypatch: pytest.MonkeyPatch, segment_server: ScriptedServer
 ) -> Iterator[list[Client]]:
-    """Save the package's settings and default client; shut down and restore afterwards."""
+    """Default settings, no default client; afterwards every client built is shut down."""
     del segment_server  # torn down after this fixture: the last deliveries reach it
     monkeypatch.delenv(ENV_WRITE_KEY, raising=False)
     monkeypatch.delenv(ENV_HOST, raising=False)
-    saved = {name: getattr(otel_segment, name) for name in (*_default.SETTINGS, "default_client")}
-    otel_segment.default_client = None
+    _default.reset()
     built: list[Client] = []
     yield built
-    _default.shutdown(timeout=5)
+    _default.reset()
     for client in built:
         client.shutdown(timeout=5)
-    for name, value in saved.items():
-        setattr(otel_segment, name, value)
 
 
 @pytest.fixture
@@ -145,6 +145,75 @@ class TestCalls:
         assert (True, None) == (client.closed, otel_segment.default_client)
         assert 1 == len(segment_server.messages)
         assert otel_segment.shutdown()
+
+
+@pytest.mark.usefixtures("configured")
+class TestAnalyticsPythonSettings:
+    """segment-analytics-python 2.4's module attributes are honoured."""
+
+    def test_version(self) -> None:
+        """VERSION is the library's version."""
+        assert otel_segment.__version__ == otel_segment.VERSION
+
+    def test_every_setting_of_theirs_exists(self) -> None:
+        """Each settings attribute of analytics-python 2.4 is one of ours, read at build."""
+        analytics = pytest.importorskip("segment.analytics")
+        theirs = {
+            name
+            for name in inspect.signature(analytics.Client).parameters
+            if hasattr(analytics, name)
+        }
+
+        assert set() == theirs - set(_default.SETTINGS)
+
+    def test_oauth_and_the_rest_reach_the_client(self) -> None:
+        """oauth_*, thread, log_handler and the durations configure the default client."""
+        handler = logging.NullHandler()
+        otel_segment.oauth_client_id = "abc"
+        otel_segment.oauth_client_key = private_key_pem()
+        otel_segment.oauth_key_id = "kid-1"
+        otel_segment.oauth_auth_server = "http://127.0.0.1:9"
+        otel_segment.oauth_scope = "tracking_api:write"
+        otel_segment.thread = 3
+        otel_segment.log_handler = handler
+        otel_segment.max_total_backoff_duration = 60.0
+        otel_segment.max_rate_limit_duration = 20.0
+        try:
+            otel_segment.track("u1", "Ev")
+            config = current().config
+        finally:
+            logging.getLogger("otel_segment").removeHandler(handler)
+
+        assert config.oauth is not None
+        assert ("abc", "kid-1", "http://127.0.0.1:9") == (
+            config.oauth.client_id,
+            config.oauth.key_id,
+            config.oauth.auth_server,
+        )
+        assert (3, handler, 60.0, 20.0) == (
+            config.max_in_flight,
+            config.log_handler,
+            config.retry.max_elapsed,
+            config.retry.max_retry_after,
+        )
+
+    def test_half_an_oauth_setup_is_refused(self) -> None:
+        """oauth_client_id alone is an error naming what is missing, not silently ignored."""
+        otel_segment.oauth_client_id = "abc"
+        with pytest.raises(ValueError, match="missing: oauth_client_key, oauth_key_id"):
+            otel_segment.track("u1", "Ev")
+
+
+class TestSignatures:
+    """The module-level calls have the Client methods' signatures (for IDEs and mypy)."""
+
+    @pytest.mark.parametrize("name", ["track", "identify", "page", "screen", "group", "alias"])
+    def test_same_as_the_method(self, name: str) -> None:
+        """inspect.signature of otel_segment.<call> is the method's, without self."""
+        method = inspect.signature(getattr(Client, name))
+        unbound = method.replace(parameters=list(method.parameters.values())[1:])
+
+        assert unbound == inspect.signature(getattr(otel_segment, name))
 
 
 class TestConfigure:

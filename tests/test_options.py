@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import logging.handlers
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -67,6 +68,31 @@ BAD_OPTIONS: list[tuple[dict[str, Any], type[Exception], str]] = [
     ({"flush_at": 50, "upload_size": 10}, TypeError, "upload_size"),
     ({"flush_interval": 1.0, "upload_interval": 2.0}, TypeError, "upload_interval"),
     ({"upload_size": 0}, ValueError, "flush_at"),
+    ({"max_batch_bytes": 60}, ValueError, "max_batch_bytes"),
+    ({"max_message_bytes": 40_000, "max_batch_bytes": 20_000}, ValueError, "max_message_bytes"),
+    ({"thread": 0}, ValueError, "thread"),
+    ({"thread": 3, "max_in_flight": 4}, TypeError, "thread"),
+    ({"max_total_backoff_duration": -1}, ValueError, "max_total_backoff_duration"),
+    ({"max_rate_limit_duration": "5"}, TypeError, "max_rate_limit_duration"),
+    ({"max_rate_limit_duration": 5, "retry": RetryPolicy()}, TypeError, "max_rate_limit"),
+    ({"log_handler": "stderr"}, TypeError, "log_handler"),
+    ({"oauth_client_id": "id"}, ValueError, "missing: oauth_client_key, oauth_key_id"),
+    ({"oauth_key_id": 5, "oauth_client_id": "i", "oauth_client_key": "k"}, TypeError, "key_id"),
+    (
+        {"oauth_client_id": "i", "oauth_client_key": "k", "oauth_key_id": "kid"},
+        ValueError,
+        "oauth_client_key must be an RSA private key",
+    ),
+    (
+        {
+            "oauth_client_id": "i",
+            "oauth_client_key": "k",
+            "oauth_key_id": "k",
+            "oauth_auth_server": "x",
+        },
+        ValueError,
+        "oauth_auth_server",
+    ),
 ]
 
 
@@ -107,6 +133,76 @@ class TestValidation:
             path.write_text("x")
         client = clients(verify=str(ca), cert=(str(cert), str(key)))
         assert (str(ca), (str(cert), str(key))) == (client.config.verify, client.config.cert)
+
+
+class TestMessageBytes:
+    """max_message_bytes follows max_batch_bytes unless given."""
+
+    def test_derived_from_a_small_batch(self, clients: Clients) -> None:
+        """max_batch_bytes=20_000 alone works: a message may fill a batch, envelope aside."""
+        client = clients(max_batch_bytes=20_000)
+        envelope = len(b'{"batch":[],"sentAt":"2026-01-01T00:00:00.000+00:00","writeKey":""}')
+
+        assert 20_000 - envelope - len(WRITE_KEY) == client.config.max_message_bytes
+
+    def test_segment_limit_by_default(self, clients: Clients) -> None:
+        """With the default batch limit, a message may be 32 KiB."""
+        assert 32 * 1024 == clients().config.max_message_bytes
+
+    def test_given_wins(self, clients: Clients) -> None:
+        """A max_message_bytes that fits is kept as given."""
+        assert (
+            5_000
+            == clients(max_batch_bytes=20_000, max_message_bytes=5_000).config.max_message_bytes
+        )
+
+
+class TestAnalyticsPythonOptions:
+    """segment-analytics-python 2.4's constructor arguments, mapped to ours."""
+
+    def test_positional_order(self, segment_server: ScriptedServer) -> None:
+        """Client('k', host, True, ...) binds as in 2.4, up to max_rate_limit_duration."""
+        handler = logging.NullHandler()
+        with Client(
+            "k", segment_server.url, False, 50, True, None, True, 2, False, 3.0, None, 4, 7, 2.5,  # noqa: FBT003
+            handler, None, None, None, "https://auth.invalid", "s", 120.0, 30.0,
+        ) as client:  # fmt: skip
+            config = client.config
+            try:
+                assert (50, True, 3.0, 4, 7, 2.5) == (
+                    config.max_queue_size,
+                    config.gzip,
+                    config.timeout,
+                    config.max_in_flight,
+                    config.flush_at,
+                    config.flush_interval,
+                )
+                assert (3, 120.0, 30.0) == (
+                    config.retry.max_attempts,
+                    config.retry.max_elapsed,
+                    config.retry.max_retry_after,
+                )
+                assert handler in logging.getLogger("otel_segment").handlers
+            finally:
+                logging.getLogger("otel_segment").removeHandler(handler)
+
+    def test_log_handler_gets_pipeline_logs(self, segment_server: ScriptedServer) -> None:
+        """log_handler receives what the otel_segment logger says (here: a failed batch)."""
+        handler = logging.handlers.BufferingHandler(capacity=1000)
+        records = handler.buffer
+        segment_server.respond(400)
+        try:
+            with Client("k", segment_server.url, log_handler=handler) as client:
+                client.track("u1", "Ev")
+                assert client.flush(5)
+        finally:
+            logging.getLogger("otel_segment").removeHandler(handler)
+
+        assert any("not delivered" in record.getMessage() for record in records)
+
+    def test_thread_is_requests_in_flight(self, clients: Clients) -> None:
+        """thread=N lets N requests be under way at once."""
+        assert 3 == clients(thread=3).config.max_in_flight
 
 
 class TestEnvironment:

@@ -108,7 +108,6 @@ class TestInstrumentMetrics:
         self, client: Client, meters: Meters, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         """Without a client, the default client is read at each collection, once it exists."""
-        monkeypatch.setattr(otel_segment, "default_client", None)
         instrument_metrics(meter_provider=meters.provider)
         assert {} == _read(meters.reader)
 

@@ -419,3 +419,27 @@ class TestRecursion:
             assert client.flush(5)
 
             assert (1, 1) == (client.stats()["enqueued"], client.stats()["failed"])
+
+
+class TestSpanProcessorOnAClosedClient:
+    """A marked span ended after its shared client was shut down is not lost in silence."""
+
+    def test_is_reported(
+        self,
+        provider: TracerProvider,
+        segment_server: ScriptedServer,
+        caplog: pytest.LogCaptureFixture,
+    ) -> None:
+        """One warning under otel_segment names the reason, however many spans follow."""
+        client = Client("k", host=segment_server.url)
+        provider.add_span_processor(SegmentSpanProcessor(client=client))
+        tracer = provider.get_tracer("test")
+        client.shutdown()
+
+        with caplog.at_level(logging.WARNING, "otel_segment"):
+            for _ in range(3):
+                with tracer.start_as_current_span("s", attributes={"segment.event": "E"}):
+                    pass
+
+        reports = [r.getMessage() for r in caplog.records if r.name == "otel_segment"]
+        assert ["OpenTelemetry data not sent: the client was shut down"] == reports

@@ -325,7 +325,7 @@ class TestBudget:
         """A wait that would end past max_elapsed is not started: the batch fails."""
         segment_server.respond_many(500, 5)
         policy = RetryPolicy(backoff=lambda _: 0.5, jitter=0.0, max_elapsed=0.8)
-        client = clients(retry=policy, on_error=errors)
+        client = clients(retry=policy, on_error=errors, flush_interval=0.5)
         ids = _send(client, 1)
         assert client.flush(timeout=5)
 
@@ -350,3 +350,26 @@ class TestBudget:
         [(error, reported)] = errors.calls
         assert isinstance(error, DeliveryError)
         assert (429, ids) == (error.status, message_ids(reported))
+
+
+class TestStats:
+    """The counters say what happened on the wire."""
+
+    def test_retry_cut_short_by_shutdown_is_not_counted(
+        self, segment_server: ScriptedServer, clients: Clients
+    ) -> None:
+        """A backoff ended by the shutdown deadline sent nothing again: retried stays 0."""
+        segment_server.respond(500)
+        errors = ErrorLog()
+        policy = RetryPolicy(backoff=lambda _retry: 30.0, jitter=0.0)
+        client = clients(retry=policy, on_error=errors, flush_interval=0.5)
+        client.track("u1", "Ev")
+        assert segment_server.wait_for_requests(1)
+
+        assert client.shutdown(timeout=0.2) is False
+        assert errors.wait_for_messages(1)
+        assert (1, 0, 1) == (
+            len(segment_server.requests),
+            client.stats()["retried"],
+            client.stats()["failed"],
+        )

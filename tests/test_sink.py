@@ -38,7 +38,12 @@ def _batch(*messages: dict[str, Any]) -> dict[str, Any]:
 
 def _message_of_size(size: int) -> dict[str, Any]:
     """A track message whose compact JSON encoding is exactly *size* bytes."""
-    message: dict[str, Any] = {"type": "track", "event": "Big", "properties": {"pad": ""}}
+    message: dict[str, Any] = {
+        "type": "track",
+        "userId": "u1",
+        "event": "Big",
+        "properties": {"pad": ""},
+    }
     base = len(json.dumps(message, separators=(",", ":")))
     message["properties"]["pad"] = "a" * (size - base)
     return message
@@ -157,7 +162,7 @@ class TestLimits:
         response = session.post(f"{segment_server.url}/v1/batch", json=batch, timeout=5)
 
         assert 400 == response.status_code
-        assert {"success": False, "error": "a message of 32769 bytes exceeds 32768"} == (
+        assert {"success": False, "error": "message 2: a message of 32769 bytes exceeds 32768"} == (
             response.json()
         )
         assert [] == segment_server.messages
@@ -250,6 +255,14 @@ class TestLimits:
             Sink(**options)
 
 
+SINGLE_CALL_NEEDS: dict[str, dict[str, str]] = {
+    "track": {"event": "E"},
+    "group": {"groupId": "g1"},
+    "alias": {"previousId": "a1"},
+}
+"""What a single call needs beyond ``userId`` (the Spec)."""
+
+
 class TestRoutes:
     """Only the Segment paths exist, and only for POST."""
 
@@ -259,10 +272,11 @@ class TestRoutes:
     ) -> None:
         """POST /v1/<type> is one message; its type comes from the path if missing."""
         url = f"{segment_server.url}/v1/{kind}"
-        response = session.post(url, json={"userId": "u1"}, timeout=5)
+        fields = {"userId": "u1", **SINGLE_CALL_NEEDS.get(kind, {})}
+        response = session.post(url, json=fields, timeout=5)
 
         assert 200 == response.status_code
-        assert [{"type": kind, "userId": "u1"}] == segment_server.messages
+        assert [{"type": kind, **fields}] == segment_server.messages
 
     def test_answers_404_for_other_paths(
         self, segment_server: ScriptedServer, session: requests.Session
@@ -578,3 +592,58 @@ class TestFormatMessage:
 
         assert 160 == len(line)
         assert line.endswith("...")
+
+
+class TestSpec:
+    """A message the Segment Spec forbids gets a 400 naming the message and the rule."""
+
+    @pytest.mark.parametrize(
+        ("message", "error"),
+        [
+            ({"userId": "u1", "event": "E"}, "type must be one of track, identify"),
+            ({"type": "buy", "userId": "u1"}, "type must be one of"),
+            ({"type": "track", "event": "E"}, "a track needs userId or anonymousId"),
+            (
+                {"type": "identify", "userId": " ", "anonymousId": None},
+                "an identify needs userId or",
+            ),
+            ({"type": "track", "userId": "u1"}, "a track needs event"),
+            ({"type": "track", "userId": "u1", "event": ""}, "a track needs event"),
+            ({"type": "group", "userId": "u1"}, "a group needs groupId"),
+            ({"type": "alias", "userId": "u1"}, "an alias needs previousId"),
+            ({"type": "alias", "previousId": "a1"}, "an alias needs userId"),
+        ],
+    )
+    def test_forbidden_message(
+        self,
+        segment_server: ScriptedServer,
+        session: requests.Session,
+        message: dict[str, Any],
+        error: str,
+    ) -> None:
+        """The whole request is refused; nothing of it is recorded as delivered."""
+        response = session.post(
+            f"{segment_server.url}/v1/batch", json=_batch(TRACK, message), timeout=5
+        )
+
+        assert 400 == response.status_code
+        assert response.json()["error"].startswith(f"message 2: {error}")
+        assert [] == segment_server.messages
+
+    def test_allowed_messages(
+        self, segment_server: ScriptedServer, session: requests.Session
+    ) -> None:
+        """Anonymous ids, numeric ids, an alias with both ids and a deeply nested value pass."""
+        deep: Any = []
+        for _ in range(300):  # deeper than orjson encodes: measured the slow way
+            deep = [deep]
+        batch = _batch(
+            {"type": "page", "anonymousId": "a1"},
+            {"type": "identify", "userId": 7},
+            {"type": "alias", "previousId": "a1", "userId": "u1"},
+            {**TRACK, "properties": {"deep": deep}},
+        )
+        response = session.post(f"{segment_server.url}/v1/batch", json=batch, timeout=5)
+
+        assert 200 == response.status_code, response.text
+        assert 4 == len(segment_server.messages)

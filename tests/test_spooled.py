@@ -11,7 +11,7 @@ from _helpers import ErrorLog
 
 from otel_segment import Client, DeliveryError, SpoolError
 from otel_segment.pipeline.spool import Spool
-from otel_segment.pipeline.spooled import WRITE_INTERVAL_SECONDS, SpooledProcessor
+from otel_segment.pipeline.spooled import WRITE_INTERVAL_SECONDS, SpoolBacklog
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -23,11 +23,11 @@ if TYPE_CHECKING:
 DOWN = "http://127.0.0.1:9"  # the discard port: nothing answers
 
 
-def processor_of(client: Client) -> SpooledProcessor:
-    """The client's pipeline, which must be the spooled one."""
-    processor = client._processor
-    assert isinstance(processor, SpooledProcessor)
-    return processor
+def processor_of(client: Client) -> SpoolBacklog:
+    """The client's backlog, which must be the spool."""
+    backlog = client._processor.backlog
+    assert isinstance(backlog, SpoolBacklog)
+    return backlog
 
 
 def rows(path: Path) -> list[bytes]:
@@ -89,6 +89,22 @@ class TestLifecycle:
         wire = [{**message, "timestamp": message["timestamp"]} for message in sent]
         assert [m["messageId"] for m in wire] == [m["messageId"] for m in segment_server.messages]
         assert 10 == second.stats()["delivered"]
+
+    def test_in_flight_at_the_deadline_stays_spooled(
+        self, spooled: Callable[..., Client], spool_path: Path, segment_server: ScriptedServer
+    ) -> None:
+        """A batch still being sent at shutdown's deadline is kept, not failed; sent later."""
+        segment_server.hang(30)
+        errors = ErrorLog()
+        first = spooled(segment_server.url, on_error=errors, max_in_flight=1)
+        sent = [first.track("u1", "Ev", {"n": n})[1] for n in range(10)]
+        assert first.flush(0.5) is False  # committed, fed, and stuck in the hung request
+        first.shutdown(0.2)
+        assert (0, [], 10) == (first.stats()["failed"], errors.calls, len(rows(spool_path)))
+
+        second = spooled(segment_server.url)
+        assert second.flush(5)
+        assert [m["messageId"] for m in sent] == [m["messageId"] for m in segment_server.messages]
 
     def test_refused_for_good_fails_and_leaves_the_spool(
         self, spooled: Callable[..., Client], spool_path: Path, segment_server: ScriptedServer

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import logging
 from typing import TYPE_CHECKING, Any
 
 import certifi
@@ -208,3 +209,33 @@ class TestNoSpans:
 
         assert [] == client_spans
         assert 1 == len(control_spans)
+
+
+class TestWriteKey:
+    """Any write key works, and none leaks through what the server answers."""
+
+    def test_percent_in_write_key(self, segment_server: ScriptedServer, clients: Clients) -> None:
+        """A key holding "%" (bytes formatting's marker) still yields a valid body."""
+        client = clients(write_key="wk%s%d-100%")
+        client.track("u1", "Ev")
+
+        assert client.flush(5)
+        assert ["Ev"] == [m["event"] for m in segment_server.messages]
+        assert "wk%s%d-100%" == segment_server.requests[0].json["writeKey"]
+
+    def test_key_echoed_by_the_server_is_not_logged(
+        self,
+        segment_server: ScriptedServer,
+        clients: Clients,
+        caplog: pytest.LogCaptureFixture,
+    ) -> None:
+        """A server quoting the key in its error body does not get it into logs or on_error."""
+        segment_server.respond(401, body=f"invalid write key {WRITE_KEY}".encode())
+        errors = ErrorLog()
+        client = clients(on_error=errors, flush_interval=0.5)
+        with caplog.at_level(logging.DEBUG, logger="otel_segment"):
+            client.track("u1", "Ev")
+            assert errors.wait_for_messages(1)
+
+        assert WRITE_KEY not in caplog.text
+        assert WRITE_KEY not in str(errors.calls[0][0])

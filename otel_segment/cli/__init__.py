@@ -16,10 +16,13 @@ import os
 import pathlib
 import sys
 import threading
+import zoneinfo
 from typing import TYPE_CHECKING, Any, Final, TextIO
 
 from otel_segment._version import __version__
-from otel_segment.cli.common import CLI_RETRY
+from otel_segment.cli.common import CLI_RETRY, as_flags, write_key_for
+from otel_segment.cli.plan import add_plan
+from otel_segment.cli.validate import add_validate
 from otel_segment.pipeline.client import ENV_HOST, ENV_WRITE_KEY, Client
 from otel_segment.pipeline.messages import MESSAGE_TYPES
 from otel_segment.sink import Sink, format_message
@@ -46,10 +49,15 @@ _EPILOG_IMPORT: Final = """\
 examples:
   otel-segment import app.log.jsonl                 # send, with a progress bar
   otel-segment import --dry-run app.log.jsonl       # validate only
+  otel-segment import --timezone Europe/Berlin app.log.jsonl
   cat app.log.jsonl | otel-segment import -
 Each line is one JSON object, as python-json-logger writes it. A line whose "segment"
 field holds an annotation (as for SegmentHandler) becomes a message with its own
 timestamp; the other fields become properties (traits for identify/group).
+Safe to run again: each message keeps the line's own messageId, or gets one derived
+from the line's content and line number, so Segment drops the repeats. Times without
+an offset are read as this machine's local time (--utc, --timezone to say otherwise).
+Stops with a summary when the endpoint keeps failing (~20 s) or on Ctrl-C.
 """
 _EPILOG_DEMO: Final = """\
 examples:
@@ -83,6 +91,8 @@ def _parser() -> argparse.ArgumentParser:
     _add_sink(commands)
     _add_send(commands)
     _add_import(commands)
+    add_validate(commands)
+    add_plan(commands)
     return parser
 
 
@@ -104,7 +114,7 @@ def _add_endpoint_options(command: argparse.ArgumentParser) -> None:
     command.add_argument(
         "--write-key",
         default=os.environ.get(ENV_WRITE_KEY),
-        help=f"source write key (default ${ENV_WRITE_KEY})",
+        help=f"source write key (default ${ENV_WRITE_KEY}; not needed for a local sink)",
     )
     command.add_argument("--gzip", action="store_true", help="compress request bodies")
     command.add_argument(
@@ -224,7 +234,7 @@ def _run_send(args: argparse.Namespace) -> int:
     errors: list[Exception] = []
     try:
         client = Client(
-            args.write_key,
+            write_key_for(args.host, args.write_key),
             args.host,
             sync_mode=True,
             gzip=args.gzip,
@@ -233,7 +243,7 @@ def _run_send(args: argparse.Namespace) -> int:
             on_error=lambda error, _messages: errors.append(error),
         )
     except (TypeError, ValueError) as exc:
-        print(f"otel-segment send: {exc}", file=sys.stderr)
+        print(f"otel-segment send: {as_flags(str(exc))}", file=sys.stderr)
         return 2
     with client:
         try:
@@ -241,7 +251,7 @@ def _run_send(args: argparse.Namespace) -> int:
                 args.type, **{k: given[k] for k in allowed if k in given}
             )
         except (TypeError, ValueError) as exc:
-            print(f"otel-segment send: {exc}", file=sys.stderr)
+            print(f"otel-segment send: {as_flags(str(exc), _all_fields())}", file=sys.stderr)
             return 2
     if not accepted:
         reason = errors[0] if errors else "not accepted"
@@ -275,6 +285,13 @@ def _milliseconds(text: str) -> float:
     return value
 
 
+def _zone(text: str) -> dt.tzinfo:
+    try:
+        return zoneinfo.ZoneInfo(text)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise argparse.ArgumentTypeError(f"unknown time zone: {text!r}") from None
+
+
 def _timestamp(text: str) -> dt.datetime:
     try:
         return dt.datetime.fromisoformat(text)
@@ -298,10 +315,25 @@ def _add_import(commands: Any) -> None:
         help='field holding the record time, ISO-8601 or epoch seconds (default "timestamp"; '
         '"created" is tried next)',
     )
+    zones = command.add_mutually_exclusive_group()
+    zones.add_argument(
+        "--utc",
+        dest="zone",
+        action="store_const",
+        const=dt.UTC,
+        help="read times without an offset as UTC (default: this machine's local time)",
+    )
+    zones.add_argument(
+        "--timezone",
+        dest="zone",
+        type=_zone,
+        metavar="NAME",
+        help="read times without an offset in this IANA zone, e.g. Europe/Berlin",
+    )
     command.add_argument(
         "--no-progress", action="store_true", help="no progress bar even on a terminal"
     )
-    command.set_defaults(run=_run_import)
+    command.set_defaults(run=_run_import, zone=None)
 
 
 def _run_import(args: argparse.Namespace) -> int:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 
-from otel_segment.cli.common import CLI_RETRY
+from otel_segment.cli.common import CLI_RETRY, as_flags, write_key_for
 from otel_segment.pipeline.client import Client
 from otel_segment.sink import Sink, format_message
 from otel_segment.sources.handler import SegmentHandler
@@ -63,7 +63,7 @@ def run_demo(args: argparse.Namespace) -> int:
 
     with contextlib.ExitStack() as stack:
         if args.host:
-            host, write_key = args.host, args.write_key
+            host, write_key = args.host, write_key_for(args.host, args.write_key)
             print(f"sending to {host}")
         else:
             sink = stack.enter_context(Sink(on_batch=show))
@@ -81,7 +81,7 @@ def run_demo(args: argparse.Namespace) -> int:
                 on_error=lambda error, _messages: errors.append(error),
             )
         except (TypeError, ValueError) as exc:
-            print(f"otel-segment demo: {exc}", file=sys.stderr)
+            print(f"otel-segment demo: {as_flags(str(exc))}", file=sys.stderr)
             return 2
         stack.enter_context(client)
         _scenario(client)

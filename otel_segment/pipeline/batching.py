@@ -1,72 +1,53 @@
 """
-The delivery pipeline: a bounded queue, workers, batches, flush, shutdown and fork.
+The delivery pipeline: workers, batches, flush, shutdown and fork, over a backlog.
 
-The caller's thread only appends bytes to a deque under a lock; it never waits on the
-network. Workers send a batch when ``flush_at`` messages wait, when the oldest queued
-message has waited ``flush_interval`` seconds, or at once on flush/shutdown. A batch takes
-every queued message that fits in ``max_batch_bytes`` (envelope included), so a backlog
-is sent in large batches, and ``max_in_flight`` workers keep requests overlapping when
-the endpoint is far away. A forked child gets a pipeline of its own.
-
-One batch is sent, with retries, by :mod:`otel_segment.pipeline.delivery`; messages that will not
-be delivered are logged and handed to ``on_error`` by :mod:`otel_segment.pipeline.reporting`.
+The caller's thread only appends bytes to a backlog under a lock; it never waits on the
+network. Workers send a batch when ``flush_at`` messages wait, when the oldest waited
+``flush_interval`` seconds, or at once on flush/shutdown; a batch takes every message that
+fits in ``max_batch_bytes``, and ``max_in_flight`` workers keep requests overlapping.
+Where messages wait is the backlog's business (:mod:`.backlogs`: memory, or a spool): the
+processor takes a batch, sends it (:mod:`.delivery`) and settles it with its outcome;
+what will not be delivered goes through :mod:`.reporting`. A forked child starts afresh.
 """
 
 from __future__ import annotations
 
-import collections
-import contextvars
 import functools
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
 from otel_segment.errors import DeliveryError, QueueFullError, ShutdownError
+from otel_segment.pipeline.backlogs import Batch, MemoryBacklog
 from otel_segment.pipeline.delivery import send_batch
+from otel_segment.pipeline.guard import in_pipeline, inside_pipeline, mark_pipeline_thread
+from otel_segment.pipeline.inflight import InFlight
 from otel_segment.pipeline.lifecycle import deadline_after, forget_at_fork, remaining, reset_at_fork
 from otel_segment.pipeline.reporting import ErrorCallback, Reporter
 
 if TYPE_CHECKING:
+    from otel_segment.pipeline.backlogs import Backlog
     from otel_segment.pipeline.encoding import BatchEnvelope
     from otel_segment.pipeline.retry import RetryPolicy
     from otel_segment.pipeline.transport import HttpTransport
 
-__all__ = [
-    "BatchProcessor",
-    "ErrorCallback",
-    "in_pipeline",
-]
+__all__ = ["BatchProcessor", "ErrorCallback", "in_pipeline"]
 
 _logger = logging.getLogger("otel_segment")
 
 _ABORT_GRACE_SECONDS: Final = 0.1
-_COUNTERS: Final = (
-    "enqueued",
-    "delivered",
-    "dropped",
-    "rejected",
-    "failed",
-    "retried",
-    "batches",
-    "bytes",
-)
-
-_IN_PIPELINE: Final = contextvars.ContextVar("otel_segment_in_pipeline", default=False)
-
-
-def in_pipeline() -> bool:
-    """Whether this code runs inside the pipeline's own delivery (a worker or a sync send)."""
-    return _IN_PIPELINE.get()
+_COUNTERS: Final = ("enqueued", "delivered", "retried", "batches", "bytes")  # the rest: Reporter
 
 
 class BatchProcessor:
     """
-    Queue encoded messages and deliver them in batches.
+    Take batches from a backlog and deliver them; the backlog's :class:`Host`.
 
     Args:
         transport: Sends one body, returns an :class:`~otel_segment.pipeline.transport.Outcome`.
         envelope: Wraps messages into a ``/v1/batch`` body.
+        backlog: Where messages wait; default a :class:`MemoryBacklog` of *max_queue_size*.
         policy: When and how long to retry.
         flush_at: Send once this many messages wait.
         flush_interval: Send once the oldest queued message waited this many seconds.
@@ -81,6 +62,7 @@ class BatchProcessor:
         transport: HttpTransport,
         envelope: BatchEnvelope,
         *,
+        backlog: Backlog | None = None,
         policy: RetryPolicy,
         flush_at: int,
         flush_interval: float,
@@ -91,6 +73,8 @@ class BatchProcessor:
     ) -> None:
         self._transport = transport
         self._envelope = envelope
+        self._backlog: Backlog = MemoryBacklog(max_queue_size) if backlog is None else backlog
+        self._put = self._backlog.put  # bound once: enqueue is the caller's hot path
         self._policy = policy
         self._flush_at = flush_at
         self._flush_interval = flush_interval
@@ -100,6 +84,7 @@ class BatchProcessor:
         self._max_in_flight = max_in_flight
         self._closed = False
         self._reset()
+        self._backlog.attach(self, flush_at=flush_at, batch_budget=self._batch_budget)
         reset_at_fork(self)
 
     def _reset(self) -> None:
@@ -108,41 +93,33 @@ class BatchProcessor:
         self._work = threading.Condition(self._lock)
         self._idle = threading.Condition(self._lock)
         self._abort = threading.Event()
-        self._queue: collections.deque[bytes] = collections.deque()
-        self._queued_bytes = 0  # the queued messages' sizes, plus one comma each
         self._workers: list[threading.Thread] = []
         self._flushing = 0
         self._first_at: float | None = None
-        self._taken = 0
-        self._inflight: dict[int, int] = {}
+        self._inflight = InFlight()
         self._counts = dict.fromkeys(_COUNTERS, 0)
         self._reporter = Reporter(self._on_error)
+
+    @property
+    def backlog(self) -> Backlog:
+        """Where messages wait."""
+        return self._backlog
+
+    @property
+    def reporter(self) -> Reporter:
+        """Counts and reports every message that will not be delivered (new after fork)."""
+        return self._reporter
 
     # -- the caller's side ---------------------------------------------------------
 
     def enqueue(self, data: bytes) -> bool:
         """Queue one encoded message; ``False`` if it was dropped (queue full or closed)."""
         with self._lock:
-            queue = self._queue
-            if self._closed or len(queue) >= self._max_queue_size:
-                self._counts["dropped"] += 1
-                queued = 0
-            else:
-                queue.append(data)
+            if not self._closed and (wake := self._put(data)) is not None:
                 self._counts["enqueued"] += 1
-                queued = len(queue)
-                before = self._queued_bytes
-                self._queued_bytes = before + len(data) + 1
-                if (
-                    queued == 1  # noqa: PLR1714 - no set built per call
-                    or queued == self._flush_at
-                    or before <= self._batch_budget < self._queued_bytes
-                ):
-                    if not self._workers:
-                        self._start_workers()
-                    self._work.notify()
-        if queued:
-            return True
+                if wake:
+                    self.wake()
+                return True
         self._dropped([data])
         return False
 
@@ -150,26 +127,15 @@ class BatchProcessor:
         """Deliver one message on this thread, with retries (``sync_mode``)."""
         with self._lock:
             self._counts["enqueued"] += 1
-        token = _IN_PIPELINE.set(True)
-        try:
-            return self._deliver([data])
-        finally:
-            _IN_PIPELINE.reset(token)
-
-    def count_rejected(self) -> None:
-        """Count a message refused before queueing."""
-        with self._lock:
-            self._counts["rejected"] += 1
-
-    def reject(self, message: Any, error: Exception) -> None:
-        """Count and report a message refused before queueing (too large)."""
-        self.count_rejected()
-        self._reporter.rejected(error, message)
+        with inside_pipeline():
+            return self._deliver(Batch([data]))
 
     def stats(self) -> dict[str, int]:
-        """Counters since start, and ``queued``: messages waiting now."""
+        """Counters since start, ``queued`` (waiting now), and the backlog's own figures."""
         with self._lock:
-            return {**self._counts, "queued": len(self._queue)}
+            counts = {**self._counts, **self._reporter.counts(), "queued": len(self._backlog)}
+            self._backlog.stats(counts)
+        return counts
 
     def flush(self, timeout: float | None = None) -> bool:
         """
@@ -181,14 +147,18 @@ class BatchProcessor:
         """
         if in_pipeline():
             return False
+        return self._backlog.flush(self._flush_memory, timeout)
+
+    def _flush_memory(self, timeout: float | None) -> bool:
+        """Wait until every message in memory now is settled."""
         with self._lock:
             if self._closed:
-                return not self._queue and not self._inflight
-            target = self._taken + len(self._queue)
+                return not len(self._backlog) and not self._inflight
+            target = self._inflight.taken + len(self._backlog)
             self._flushing += 1
             self._work.notify_all()
             try:
-                return self._idle.wait_for(lambda: self._low_water() >= target, timeout)
+                return self._idle.wait_for(lambda: self._inflight.low_water() >= target, timeout)
             finally:
                 self._flushing -= 1
 
@@ -196,16 +166,21 @@ class BatchProcessor:
         """
         Deliver what can be delivered within *timeout*, then stop the workers.
 
-        Messages still undelivered at the deadline are failed: counted and handed to
-        ``on_error`` with a :class:`ShutdownError`. Later enqueues are dropped.
+        Messages still queued at the deadline, or still being sent (their delivery is
+        unknown), are failed before this returns: counted and handed to ``on_error`` with
+        a :class:`ShutdownError` (a spool keeps them instead). Later enqueues are dropped.
 
         Returns:
             Whether everything was delivered or failed on its own before the deadline.
         """
+        return self._backlog.close(self._close_memory, timeout)
+
+    def _close_memory(self, timeout: float | None) -> bool:
+        """Stop taking messages, deliver what is in memory within *timeout*, stop."""
         deadline = deadline_after(timeout)
         with self._lock:
             if self._closed:
-                return not self._queue and not self._inflight
+                return not len(self._backlog) and not self._inflight
             self._closed = True  # workers cut what is left at once, then stop
             self._work.notify_all()
             workers = list(self._workers)
@@ -220,42 +195,57 @@ class BatchProcessor:
         if not finished:
             with self._lock:  # alive but idle (a zero timeout): nothing left to wait for
                 own_batch = len(workers) - len(others)
-                finished = not self._queue and len(self._inflight) <= own_batch
+                finished = not len(self._backlog) and len(self._inflight) <= own_batch
         if not finished:
             self._abort.set()
         with self._lock:
-            left = list(self._queue)
-            self._queue.clear()
-            self._queued_bytes = 0
-            self._taken += len(left)
+            left = self._backlog.take_all()
+            self._inflight.skip(len(left.items))
             self._idle.notify_all()
-            finished = finished and not left
-        if left:
-            self._fail(ShutdownError(f"shut down with {len(left)} messages undelivered"), left)
+            finished = finished and not left.items
+        if left.items:
+            count = len(left.items)
+            self._settle(left, ShutdownError(f"shut down with {count} messages undelivered"))
         if finished:
             self._transport.close()
         else:
             self._await_aborted(others)
+        self._reporter.summarize()
         return finished
 
     def _await_aborted(self, workers: list[threading.Thread]) -> None:
         """
-        Give aborted workers a moment to report their batches, before an exit kills them.
+        Give aborted workers a moment to settle their batches; write off the others.
 
-        A worker waiting to retry wakes at once and hands its batch to ``on_error``; one
-        still inside a request cannot be stopped, and its batch's fate is unknown.
+        A worker waiting to retry wakes at once and settles its batch. One inside a request
+        cannot be stopped: its batch is failed here, of unknown delivery; its outcome is ignored.
         """
         grace_ends = deadline_after(_ABORT_GRACE_SECONDS)
         for worker in workers:
             worker.join(remaining(grace_ends))
         with self._lock:
-            unknown = sum(self._inflight.values())
-        if unknown:
-            _logger.error(
-                "%d messages were still being sent at the shutdown deadline; "
-                "their delivery is unknown",
-                unknown,
-            )
+            unknown = self._inflight.write_off()  # a late outcome is not counted again
+        for batch in unknown:
+            count = len(batch.items)
+            reason = f"{count} messages were still being sent at the shutdown deadline"
+            self._settle(batch, ShutdownError(f"{reason}; their delivery is unknown"))
+
+    # -- the backlog's host --------------------------------------------------------
+
+    @property
+    def lock(self) -> threading.Lock:
+        """The lock that guards the backlog's memory."""
+        return self._lock
+
+    def wake(self) -> None:
+        """Messages are waiting in memory: start a worker on them (lock held)."""
+        if not self._workers:
+            self._start_workers()
+        self._work.notify()
+
+    def dropped(self, error: Exception, items: list[bytes]) -> None:
+        """Count and report messages the backlog dropped."""
+        self._reporter.dropped(error, items)
 
     # -- workers -------------------------------------------------------------------
 
@@ -277,26 +267,30 @@ class BatchProcessor:
             self._workers.append(worker)
 
     def _run(self) -> None:
-        _IN_PIPELINE.set(True)
-        while (batch := self._take()) is not None:
-            start, items = batch
-            try:
-                self._deliver(items)
-            except Exception as exc:  # a bug of ours must not kill the worker
-                _logger.exception("unexpected error delivering a batch")
-                self._fail(DeliveryError(f"internal error: {exc!r}"), items)
-            finally:
-                with self._lock:
-                    del self._inflight[start]
-                    self._idle.notify_all()
-                    self._work.notify()
+        mark_pipeline_thread()
+        while (taken := self._take()) is not None:
+            self._send(*taken)
 
-    def _take(self) -> tuple[int, list[bytes]] | None:
+    def _send(self, start: int, batch: Batch, budget: float | None = None) -> None:
+        """Deliver the batch *start*, and settle it whatever happens."""
+        try:
+            self._deliver(batch, budget, start=start)
+        except Exception as exc:  # a bug of ours must not kill the worker
+            _logger.exception("unexpected error delivering a batch")
+            if self._claim(start):
+                self._settle(batch, DeliveryError(f"internal error: {exc!r}"))
+        finally:
+            with self._lock:
+                self._inflight.done(start)
+                self._idle.notify_all()
+                self._work.notify()
+
+    def _take(self) -> tuple[int, Batch] | None:
         """Wait until a batch is due; cut it. ``None`` when stopping with nothing left."""
         with self._lock:
             while True:
                 now = time.monotonic()
-                if self._queue:
+                if len(self._backlog):
                     if self._first_at is None:
                         self._first_at = now
                     due = self._first_at + self._flush_interval
@@ -320,100 +314,76 @@ class BatchProcessor:
             waited_enough
             or self._flushing > 0
             or self._closed
-            or self._queued_bytes > self._batch_budget
-            or (len(self._queue) >= self._flush_at and not self._inflight)
+            or self._backlog.queued_bytes > self._batch_budget
+            or (len(self._backlog) >= self._flush_at and not self._inflight)
         )
 
-    def _cut(self, now: float) -> tuple[int, list[bytes]]:
-        """Pop the longest run of queued messages that fits one body (lock held)."""
-        queue = self._queue
-        budget = self._batch_budget
-        items = [queue.popleft()]
-        size = len(items[0])
-        while queue and size + len(queue[0]) + 1 <= budget:
-            item = queue.popleft()
-            size += len(item) + 1
-            items.append(item)
-        self._queued_bytes -= size + 1
-        start = self._taken
-        self._taken += len(items)
-        self._inflight[start] = len(items)
-        self._first_at = now if queue else None
-        if queue:
+    def _cut(self, now: float) -> tuple[int, Batch]:
+        """Take the next batch from the backlog and number it (lock held)."""
+        batch = self._backlog.take(self._batch_budget)
+        start = self._inflight.add(batch)
+        more = len(self._backlog) > 0
+        self._first_at = now if more else None
+        if more:
             self._work.notify()  # a backlog: let another worker start on it
-        return start, items
-
-    def _low_water(self) -> int:
-        """Sequence number below which every message is delivered or failed (lock held)."""
-        return min(self._inflight, default=self._taken)
+        return start, batch
 
     def _drain_here(self, deadline: float | None) -> None:
         """Send the queue on this thread, batch by batch, until it is empty or time is up."""
-        token = _IN_PIPELINE.set(True)
-        try:
+        with inside_pipeline():
             while (budget := remaining(deadline)) is None or budget > 0:
                 with self._lock:
-                    if not self._queue:
+                    if not len(self._backlog):
                         return
-                    start, items = self._cut(time.monotonic())
-                try:
-                    self._deliver(items, budget)
-                finally:
-                    with self._lock:
-                        del self._inflight[start]
-                        self._idle.notify_all()
-        finally:
-            _IN_PIPELINE.reset(token)
+                    start, batch = self._cut(time.monotonic())
+                self._send(start, batch, budget)
 
-    def _deliver(self, items: list[bytes], budget: float | None = None) -> bool:
+    def _deliver(self, batch: Batch, budget: float | None = None, start: int = -1) -> bool:
         """Send one batch until it is accepted or given up (within *budget* seconds)."""
         policy = self._policy
         if budget is not None and budget < policy.max_elapsed:
             policy = policy.replace(max_elapsed=budget)
         sent = send_batch(
-            items,
+            batch.items,
             transport=self._transport,
             envelope=self._envelope,
             policy=policy,
             abort=self._abort,
             retried=functools.partial(self._count, retried=1),
         )
+        if start >= 0 and not self._claim(start):
+            return not isinstance(sent, DeliveryError)
         if isinstance(sent, DeliveryError):
-            self._fail(sent, items)
+            self._settle(batch, sent)
             return False
-        self._count(delivered=len(items), batches=1, bytes=sent)
-        self._acknowledged(items)
-        _logger.debug("delivered %d messages (%d bytes)", len(items), sent)
+        self._count(delivered=len(batch.items), batches=1, bytes=sent)
+        self._backlog.settle(batch, None)
+        _logger.debug("delivered %d messages (%d bytes)", len(batch.items), sent)
         return True
+
+    def _claim(self, start: int) -> bool:
+        """Take the outcome of the batch *start* in hand, unless shutdown wrote it off."""
+        with self._lock:
+            if self._inflight.claim(start):
+                return True
+        _logger.info("a batch written off at the shutdown deadline got its answer after all")
+        return False
 
     def _count(self, **increments: int) -> None:
         with self._lock:
             for key, value in increments.items():
                 self._counts[key] += value
 
-    # -- hooks for a durable queue (otel_segment.pipeline.spooled) --------------------------
-
-    def _acknowledged(self, items: list[bytes]) -> None:
-        """The server accepted *items*: nothing to do here; a spool deletes their rows."""
-
-    def _extend(self, items: list[bytes]) -> None:
-        """Queue messages already counted as enqueued (a spool's feed), past the queue bound."""
-        with self._lock:
-            self._queue.extend(items)
-            self._queued_bytes += sum(map(len, items)) + len(items)
-            if not self._workers:
-                self._start_workers()
-            self._work.notify()
-
     # -- failures ------------------------------------------------------------------
 
-    def _fail(self, error: Exception, items: list[bytes]) -> None:
-        """Count, log and report messages given up."""
-        self._count(failed=len(items))
-        self._reporter.failed(error, items)
+    def _settle(self, batch: Batch, error: Exception) -> None:
+        """Hand a batch given up to the backlog; fail what it does not keep."""
+        failed = self._backlog.settle(batch, error)
+        if failed:
+            self._reporter.failed(error, failed)
 
     def _dropped(self, items: list[bytes]) -> None:
-        """Report messages the caller's enqueue dropped (already counted)."""
+        """Count and report messages the caller's enqueue dropped."""
         error = (
             ShutdownError("client is shut down; message dropped")
             if self._closed
@@ -424,6 +394,7 @@ class BatchProcessor:
     # -- process lifecycle ---------------------------------------------------------
 
     def _after_fork_in_child(self) -> None:
-        """The child gets an empty queue, new locks, a new session; workers start lazily."""
+        """The child gets an empty backlog, new locks, a new session; workers start lazily."""
         self._reset()
+        self._backlog.after_fork()
         self._transport.reset_after_fork()

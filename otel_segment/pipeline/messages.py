@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import math
 import os
 import random
 import time
@@ -22,9 +21,9 @@ from otel_segment._version import __version__
 __all__ = [
     "LIBRARY",
     "MESSAGE_TYPES",
-    "Common",
     "Message",
     "alias",
+    "describe_error",
     "format_timestamp",
     "group",
     "identify",
@@ -34,6 +33,7 @@ __all__ = [
     "page",
     "screen",
     "track",
+    "unreadable",
 ]
 
 LIBRARY: Final = {"name": "otel-segment", "version": __version__}
@@ -64,15 +64,6 @@ class Message(TypedDict, total=False):
     previousId: str
 
 
-class Common(TypedDict, total=False):
-    """The fields every call shares, as the caller passed them."""
-
-    context: Mapping[str, Any] | None
-    timestamp: dt.datetime | None
-    integrations: Mapping[str, Any] | None
-    message_id: str | int | None
-
-
 # A private generator, seeded from os.urandom and reseeded in a forked child: ids stay
 # unique whatever the application does to the global `random` seed, and making one
 # costs no system call (os.urandom releases the GIL on every call, which lets a busy
@@ -84,6 +75,11 @@ _UUID4_CLEAR: Final = ~((0xF << 76) | (0x3 << 62))
 _UUID4_SET: Final = (0x4 << 76) | (0x2 << 62)
 
 
+# The POSIX seconds a timestamp may hold: 0001-01-01T00:00:00 .. 9999-12-31T23:59:59.999 UTC.
+_MIN_EPOCH_SECONDS: Final = -62_135_596_800
+_MAX_EPOCH_SECONDS: Final = 253_402_300_799.999
+
+
 def new_message_id() -> str:
     """Return a random UUID4 string."""
     h = f"{_RNG.getrandbits(128) & _UUID4_CLEAR | _UUID4_SET:032x}"
@@ -92,7 +88,8 @@ def new_message_id() -> str:
 
 @functools.lru_cache(maxsize=4)
 def _second_prefix(epoch_second: int) -> str:
-    return dt.datetime.fromtimestamp(epoch_second, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    # isoformat, not strftime("%Y"): glibc writes year 1 as "1", not "0001"
+    return dt.datetime.fromtimestamp(epoch_second, dt.UTC).isoformat(timespec="seconds")[:19]
 
 
 def now_timestamp() -> str:
@@ -123,14 +120,39 @@ def format_timestamp(value: dt.datetime | float | None, field: str = "timestamp"
     if given is None:
         return now_timestamp()
     if isinstance(given, dt.datetime):
-        if given.tzinfo is None or given.utcoffset() is None:
-            given = given.replace(tzinfo=dt.UTC)
-        return given.isoformat(timespec="milliseconds")
+        return _datetime_timestamp(given, field)
     if isinstance(given, bool) or not isinstance(given, (int, float)):
         raise TypeError(f"{field} must be a datetime or POSIX seconds, got {type(given).__name__}")
-    if not math.isfinite(given):
-        raise ValueError(f"{field} must be a finite number of seconds, got {given!r}")
+    # One comparison pair also refuses NaN and infinities (every comparison is False).
+    if not _MIN_EPOCH_SECONDS <= given <= _MAX_EPOCH_SECONDS:
+        raise ValueError(
+            f"{field} must be POSIX seconds in years 1..9999 "
+            f"({_MIN_EPOCH_SECONDS}..{_MAX_EPOCH_SECONDS}), got {given!r}"
+        )
     return _epoch_timestamp(given)
+
+
+def _datetime_timestamp(value: dt.datetime, field: str) -> str:
+    try:
+        if value.tzinfo is None or value.utcoffset() is None:
+            value = value.replace(tzinfo=dt.UTC)
+        return value.isoformat(timespec="milliseconds")
+    except Exception as exc:  # a tzinfo of the caller's that raises, or an offset out of range
+        raise ValueError(f"{field} cannot be written as ISO-8601: {describe_error(exc)}") from exc
+
+
+def describe_error(exc: BaseException) -> str:
+    """``Type: message`` of *exc*, even when its ``__str__`` raises (for error messages)."""
+    try:
+        text = str(exc)
+    except Exception:  # noqa: BLE001 - the reason is a courtesy; the type is enough
+        text = ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def unreadable(exc: Exception) -> ValueError:
+    """The error for a message a caller's value broke in a way no field check caught."""
+    return ValueError(f"the message cannot be built: a value raised {describe_error(exc)}")
 
 
 def merge_context(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -287,7 +309,7 @@ def _header(
     if context is None:
         merged = dict(base_context)
     else:
-        merged = merge_context(base_context, _mapping("context", context))
+        merged = _merged_context(base_context, _mapping("context", context))
     merged["library"] = LIBRARY
     return {
         "type": kind,
@@ -300,13 +322,26 @@ def _header(
     }
 
 
+def _merged_context(base: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, Any]:
+    try:
+        return merge_context(base, context)
+    except RecursionError:
+        raise ValueError("context is nested too deeply") from None
+    except Exception as exc:  # a nested mapping of the caller's whose reads raise
+        raise ValueError(f"context cannot be read: {describe_error(exc)}") from exc
+
+
 def _optional_id(field: str, value: object) -> str | None:
-    if value is None or value == "":
-        return None
+    # isinstance before any comparison: a caller's object may define a raising __eq__
     if isinstance(value, str):
-        return value
+        return value or None
+    if value is None:
+        return None
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return str(value)
+        try:
+            return str(value)
+        except Exception as exc:  # a subclass's __str__, or an int past str()'s digit limit
+            raise ValueError(f"{field} cannot be written as text: {describe_error(exc)}") from exc
     raise TypeError(f"{field} must be a string or a number, got {type(value).__name__}")
 
 
@@ -323,11 +358,11 @@ def _message_id(value: object) -> str:
 
 
 def _optional_text(field: str, value: object) -> str | None:
-    if value is None or value == "":
+    if isinstance(value, str):
+        return value or None
+    if value is None:
         return None
-    if not isinstance(value, str):
-        raise TypeError(f"{field} must be a string, got {type(value).__name__}")
-    return value
+    raise TypeError(f"{field} must be a string, got {type(value).__name__}")
 
 
 def _required_text(field: str, value: object) -> str:
@@ -343,5 +378,8 @@ def _mapping(field: str, value: object) -> dict[str, Any]:
     if isinstance(value, dict):
         return value
     if isinstance(value, Mapping):
-        return dict(value)
+        try:
+            return dict(value)
+        except Exception as exc:  # a mapping of the caller's whose iteration raises
+            raise ValueError(f"{field} cannot be read as a mapping: {describe_error(exc)}") from exc
     raise TypeError(f"{field} must be a mapping (dict), got {type(value).__name__}")

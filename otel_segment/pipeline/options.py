@@ -7,6 +7,7 @@ the option. Standard library only.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from collections.abc import Callable, Mapping
@@ -21,6 +22,7 @@ __all__ = [
     "cert",
     "flag",
     "host",
+    "log_handler",
     "path",
     "positive_int",
     "proxies",
@@ -138,4 +140,11 @@ def callback(value: object) -> Callable[..., object] | None:
         return None
     if not callable(value):
         raise TypeError(f"on_error must be callable, got {type(value).__name__}")
+    return value
+
+
+def log_handler(value: object) -> logging.Handler | None:
+    """A ``logging.Handler`` for the ``otel_segment`` logger, or ``None``."""
+    if value is not None and not isinstance(value, logging.Handler):
+        raise TypeError(f"log_handler must be a logging.Handler, got {type(value).__name__}")
     return value

@@ -14,6 +14,7 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
+from otel_segment.pipeline.guard import block_signals
 from otel_segment.pipeline.lifecycle import reset_at_fork
 
 if TYPE_CHECKING:
@@ -102,6 +103,7 @@ class Periodic:
             _call(task)
 
     def _run(self) -> None:
+        block_signals()
         while True:
             with self._lock:
                 while True:

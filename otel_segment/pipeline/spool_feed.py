@@ -1,16 +1,19 @@
 """
-The spool side of :class:`~otel_segment.pipeline.spooled.SpooledProcessor`: its writer thread.
+The writer half of :class:`~otel_segment.pipeline.spooled.SpoolBacklog`: its thread and outcomes.
 
 Callers append encoded messages to ``_pending``; the writer thread commits them to the
 :class:`~otel_segment.pipeline.spool.Spool` in one transaction per :data:`WRITE_INTERVAL_SECONDS`
-or :data:`WRITE_MAX_MESSAGES`, then feeds committed rows, oldest first, into the workers'
-queue while it has room. The workers' outcomes come back here: an accepted batch's rows
+or :data:`WRITE_MAX_MESSAGES`, then feeds committed rows, oldest first, into the memory
+window the workers take batches from, each item with its row id as its handle. The
+batches' outcomes come back through :meth:`SpoolFeed.settle`: an accepted batch's rows
 are deleted at the next commit; a batch given up after a retryable failure stays spooled
-and its rows are fed again after a pause. All of this state is guarded by ``_wlock``.
+and its rows are fed again after a pause. The spool state is guarded by ``_wlock``; the
+window by the host's lock, always taken first.
 """
 
 from __future__ import annotations
 
+import collections
 import logging
 import math
 import threading
@@ -18,11 +21,14 @@ import time
 from typing import TYPE_CHECKING, Final
 
 from otel_segment.errors import DeliveryError, ShutdownError, SpoolError, SpoolFullError
-from otel_segment.pipeline.batching import _IN_PIPELINE, BatchProcessor
+from otel_segment.pipeline.guard import mark_pipeline_thread
 from otel_segment.pipeline.spool import Spool, Written
 
 if TYPE_CHECKING:
     from collections.abc import Collection
+
+    from otel_segment.pipeline.backlogs import Batch, Host
+    from otel_segment.pipeline.retry import RetryPolicy
 
 __all__ = ["WRITE_INTERVAL_SECONDS", "WRITE_MAX_MESSAGES", "SpoolFeed"]
 
@@ -38,16 +44,33 @@ _PAUSE_MIN_SECONDS: Final = 1.0
 _PAUSE_MAX_SECONDS: Final = 60.0
 
 
-class SpoolFeed(BatchProcessor):
+class SpoolFeed:
     """
-    A :class:`~otel_segment.pipeline.batching.BatchProcessor` fed from a spool by a writer thread.
+    A spool, its writer thread, and the memory window it feeds.
 
-    The caller-facing half (enqueue, flush, shutdown) is
-    :class:`~otel_segment.pipeline.spooled.SpooledProcessor`; it starts :meth:`_write_loop`.
+    The half that faces the processor (put, flush, close) is
+    :class:`~otel_segment.pipeline.spooled.SpoolBacklog`; it starts :meth:`_write_loop`.
+
+    Args:
+        spool: The open spool; owned from now on, closed at shutdown.
+        policy: Which failures are worth keeping a batch spooled for.
+        max_queue_size: Messages held in memory at most (and waiting to be committed).
     """
+
+    _host: Host
+
+    def __init__(self, spool: Spool, *, policy: RetryPolicy, max_queue_size: int) -> None:
+        self._policy = policy
+        self._max_queue_size = max_queue_size
+        self._owned: Final = spool
+        self._init_spool_state(spool)
 
     def _init_spool_state(self, spool: Spool | None) -> None:
         """Fresh spool-side state: at construction, and in a forked child (no spool)."""
+        # the memory window, guarded by the host's lock: items and their row ids (0: none)
+        self._window: collections.deque[bytes] = collections.deque()
+        self._handles: collections.deque[int] = collections.deque()
+        self._window_bytes = 0
         self._spool = spool
         self._in_memory = spool is None  # no spool (forked child), or it failed
         self._wlock = threading.Lock()
@@ -59,7 +82,6 @@ class SpoolFeed(BatchProcessor):
         self._last_id = 0 if spool is None else spool.last_id
         self._fed_to = 0  # every row id up to this one was fed to memory (or skipped)
         self._spooled = 0 if spool is None else spool.count
-        self._rowid_of: dict[int, int] = {}  # id(message bytes in memory) -> row id
         self._held: set[int] = set()  # rows in memory: queued or being sent
         self._acked: set[int] = set()  # rows to delete at the next commit
         self._parked_min: int | None = None  # lowest row id given up since the last rewind
@@ -71,13 +93,38 @@ class SpoolFeed(BatchProcessor):
 
     # -- outcomes, from the workers ------------------------------------------------
 
-    def _acknowledged(self, items: list[bytes]) -> None:
+    def settle(self, batch: Batch, error: Exception | None) -> list[bytes]:
+        """
+        Record a batch's outcome; return the items failed for good.
+
+        An accepted batch's rows are deleted at the next commit. After a retryable
+        failure the rows stay spooled, to be fed again after a pause; a batch refused for
+        good fails as without a spool, and its rows are deleted.
+        """
+        handles = batch.handles or [0] * len(batch.items)
+        if error is None:
+            self._acknowledged(handles)
+            return []
+        spool = self._spool
+        keep = spool is not None and self._worth_keeping(error)
+        tracked = [rowid for rowid in handles if rowid]
+        pause = self._park(tracked, keep=keep)
+        if spool is None or not keep:
+            return batch.items
+        if pause is not None:
+            message = "%d messages stay in the spool %s after: %s; retrying in %.0f s"
+            _logger.warning(message, len(tracked), spool.path, error, pause)
+        elif self._closing and tracked:
+            _logger.info("%d messages stay in the spool %s: %s", len(tracked), spool.path, error)
+        # items without a row were queued in memory only, during shutdown
+        return [item for item, rowid in zip(batch.items, handles, strict=True) if not rowid]
+
+    def _acknowledged(self, rowids: list[int]) -> None:
         """Mark the rows of an accepted batch for deletion; the endpoint is back."""
         with self._wlock:
-            rowid_of, held, acked = self._rowid_of, self._held, self._acked
-            for item in items:
-                rowid = rowid_of.pop(id(item), None)
-                if rowid is not None:
+            held, acked = self._held, self._acked
+            for rowid in rowids:
+                if rowid:
                     held.discard(rowid)
                     acked.add(rowid)
             self._pause = _PAUSE_MIN_SECONDS
@@ -85,13 +132,9 @@ class SpoolFeed(BatchProcessor):
                 self._rewind_at = time.monotonic()
             self._wake.notify()
 
-    def _fail(self, error: Exception, items: list[bytes]) -> None:
-        """Keep a batch spooled after a retryable failure; otherwise fail it and drop its rows."""
-        spool = self._spool
-        keep = spool is not None and self._worth_keeping(error)
+    def _park(self, tracked: list[int], *, keep: bool) -> float | None:
+        """Keep the *tracked* rows for a rewind, or drop them; the pause, if one starts."""
         with self._wlock:
-            rowids = [self._rowid_of.pop(id(item), None) for item in items]
-            tracked = [rowid for rowid in rowids if rowid is not None]
             self._held.difference_update(tracked)
             pause = None
             if keep and tracked:
@@ -104,17 +147,7 @@ class SpoolFeed(BatchProcessor):
             elif not keep:
                 self._acked.update(tracked)  # given up for good: nothing to keep
             self._wake.notify()
-        if spool is None or not keep:
-            super()._fail(error, items)
-            return
-        if pause is not None:
-            message = "%d messages stay in the spool %s after: %s; retrying in %.0f s"
-            _logger.warning(message, len(tracked), spool.path, error, pause)
-        elif self._closing and tracked:
-            _logger.info("%d messages stay in the spool %s: %s", len(tracked), spool.path, error)
-        untracked = [item for item, rowid in zip(items, rowids, strict=True) if rowid is None]
-        if untracked:  # queued in memory only, during shutdown
-            super()._fail(error, untracked)
+        return pause
 
     def _worth_keeping(self, error: Exception) -> bool:
         if isinstance(error, ShutdownError):
@@ -125,7 +158,7 @@ class SpoolFeed(BatchProcessor):
 
     def _write_loop(self, spool: Spool) -> None:
         """The writer thread: commit and feed until stopped; on a spool error, degrade."""
-        _IN_PIPELINE.set(True)
+        mark_pipeline_thread()
         try:
             while self._write_once(spool):
                 pass
@@ -173,7 +206,7 @@ class SpoolFeed(BatchProcessor):
         """Whether committed rows wait on disk and the workers' queue has room for them."""
         return (
             self._fed_to < self._last_id
-            and len(self._queue) < self._max_queue_size
+            and len(self._window) < self._max_queue_size
             and (not self._closing or self._urgent > 0)
         )
 
@@ -205,9 +238,8 @@ class SpoolFeed(BatchProcessor):
             self._changed.notify_all()
         if written.dropped:
             dropped = written.evicted + written.refused
-            self._count(dropped=len(dropped))
             reason = f"spool {spool.path} full; {len(dropped)} oldest messages dropped"
-            self._reporter.dropped(SpoolFullError(reason), dropped)
+            self._host.dropped(SpoolFullError(reason), dropped)
         return written
 
     def _held_now(self) -> set[int]:
@@ -219,22 +251,22 @@ class SpoolFeed(BatchProcessor):
         """Move committed rows, oldest first, into the workers' queue while it has room."""
         if not self._can_feed():
             return
-        room = self._max_queue_size - len(self._queue)
+        room = self._max_queue_size - len(self._window)
         if ids and self._fed_to == ids[0] - 1:  # no backlog: the rows just written
             rows = list(zip(ids[:room], stored[:room], strict=True))
         else:
             rows = spool.load(after=self._fed_to, limit=room)
-        batch: list[bytes] = []
+        items: list[bytes] = []
+        handles: list[int] = []
         with self._wlock:
             for rowid, data in rows:
                 if rowid in self._held or rowid in self._acked:
                     continue
-                item = data if id(data) not in self._rowid_of else bytes(memoryview(data))
-                self._rowid_of[id(item)] = rowid
                 self._held.add(rowid)
-                batch.append(item)
-        if batch:
-            self._extend(batch)
+                items.append(data)
+                handles.append(rowid)
+        if items:
+            self._to_memory(items, handles)
         with self._wlock:
             self._fed_to = rows[-1][0] if rows else self._last_id
             self._changed.notify_all()
@@ -246,7 +278,7 @@ class SpoolFeed(BatchProcessor):
             items, self._pending = self._pending, []
         if items:
             _logger.warning("%d queued messages kept in memory only: %s", len(items), error)
-            self._extend(items)
+            self._to_memory(items, [0] * len(items))
         with self._wlock:  # only now: a flush waiting must see these messages queued
             self._in_memory = True
             self._changed.notify_all()
@@ -254,3 +286,11 @@ class SpoolFeed(BatchProcessor):
             spool.close()
         except Exception:  # the spool is already broken; closing is best effort
             _logger.debug("closing the failed spool raised", exc_info=True)
+
+    def _to_memory(self, items: list[bytes], handles: list[int]) -> None:
+        """Put items in the window past its bound (already counted) and wake a worker."""
+        with self._host.lock:
+            self._window.extend(items)
+            self._handles.extend(handles)
+            self._window_bytes += sum(map(len, items)) + len(items)
+            self._host.wake()

@@ -1,16 +1,17 @@
 """
-Durable delivery: the batching pipeline with an SQLite spool behind its queue.
+Durable delivery: a backlog kept in an SQLite spool, behind a memory window.
 
 Callers append encoded messages to a list; one writer thread commits it to the
 :class:`~otel_segment.pipeline.spool.Spool` in one transaction per :data:`WRITE_INTERVAL_SECONDS`
 or :data:`WRITE_MAX_MESSAGES` (the write-behind bound), then feeds committed rows, oldest
-first, into the workers' queue (at most ``max_queue_size`` in memory; the rest wait on
-disk, as does what an earlier process left). Accepted batches have their rows deleted at
-the next commit; batches given up after a retryable failure stay spooled and are fed again
+first, into the memory window the processor's workers take batches from (at most
+``max_queue_size`` in memory; the rest wait on disk, as does what an earlier process
+left). Each item fed carries its row id. Accepted batches have their rows deleted at the
+next commit; batches given up after a retryable failure stay spooled and are fed again
 after a pause (1 s, doubling to 60 s; at once after a success); batches refused for good
 fail as without a spool. Over ``spool_max_bytes`` the oldest rows not being sent are
 dropped, counted and reported (:class:`SpoolFullError`). If the spool fails while running,
-or in a forked child, the pipeline goes on in memory.
+or in a forked child, the backlog goes on in memory.
 """
 
 from __future__ import annotations
@@ -18,23 +19,21 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
-from otel_segment.pipeline.batching import in_pipeline
+from otel_segment.pipeline.backlogs import Batch, cut
 from otel_segment.pipeline.lifecycle import deadline_after, remaining
 from otel_segment.pipeline.spool_feed import WRITE_INTERVAL_SECONDS, WRITE_MAX_MESSAGES, SpoolFeed
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
-    from otel_segment.pipeline.encoding import BatchEnvelope
-    from otel_segment.pipeline.spool import Spool
-    from otel_segment.pipeline.transport import HttpTransport
+    from otel_segment.pipeline.backlogs import Host
 
 __all__ = [
     "WRITE_INTERVAL_SECONDS",
     "WRITE_MAX_MESSAGES",
-    "SpooledProcessor",
+    "SpoolBacklog",
 ]
 
 _logger = logging.getLogger("otel_segment")
@@ -42,58 +41,81 @@ _logger = logging.getLogger("otel_segment")
 _STOP_GRACE_SECONDS: Final = 0.5  # for the writer's last commit after shutdown's deadline
 
 
-class SpooledProcessor(SpoolFeed):
+class SpoolBacklog(SpoolFeed):
     """
-    A :class:`~otel_segment.pipeline.batching.BatchProcessor` whose queue is kept in a spool.
+    A :class:`~otel_segment.pipeline.backlogs.Backlog` kept in a spool.
 
     Args:
-        transport: As for :class:`~otel_segment.pipeline.batching.BatchProcessor`.
-        envelope: As for :class:`~otel_segment.pipeline.batching.BatchProcessor`.
-        spool: The open spool; the processor owns it from now on and closes it at shutdown.
-        options: The keyword arguments of :class:`~otel_segment.pipeline.batching.BatchProcessor`.
+        spool: The open spool; the backlog owns it from now on and closes it at shutdown.
+        policy: Which failures are worth keeping a batch spooled for.
+        max_queue_size: Messages held in memory at most (and waiting to be committed).
     """
 
-    def __init__(
-        self, transport: HttpTransport, envelope: BatchEnvelope, *, spool: Spool, **options: Any
-    ) -> None:
-        super().__init__(transport, envelope, **options)
-        self._init_spool_state(spool)
+    def attach(self, host: Host, *, flush_at: int, batch_budget: int) -> None:
+        """Feed *host*'s workers; start the writer thread."""
+        self._host = host
+        self._flush_at, self._budget = flush_at, batch_budget
         self._writer = threading.Thread(
-            target=self._write_loop, args=(spool,), name="otel_segment-spool", daemon=True
+            target=self._write_loop, args=(self._owned,), name="otel_segment-spool", daemon=True
         )
         self._writer.start()
 
-    # -- the caller's side ---------------------------------------------------------
+    # -- the processor's side (host lock held) -------------------------------------
 
-    def enqueue(self, data: bytes) -> bool:
-        """Queue one encoded message for the spool; ``False`` if it was dropped."""
+    def put(self, data: bytes) -> bool | None:
+        """Queue one message for the spool (in memory without one); ``None`` if full."""
         with self._wlock:
             if self._spool is not None and not self._closing:
                 pending = self._pending
-                if len(pending) < self._max_queue_size:
-                    pending.append(data)
-                    self._offered += 1
-                    waiting = len(pending)
-                    if waiting == 1 or waiting == WRITE_MAX_MESSAGES:  # noqa: PLR1714 - faster
-                        self._wake.notify()
-                    return True
-                full = True
-            else:
-                full = False
-        if not full:  # no spool (forked child, spool failed) or shutting down
-            return super().enqueue(data)
-        self._count(dropped=1)
-        self._dropped([data])
-        return False
+                if len(pending) >= self._max_queue_size:
+                    return None
+                pending.append(data)
+                self._offered += 1
+                waiting = len(pending)
+                if waiting == 1 or waiting == WRITE_MAX_MESSAGES:  # noqa: PLR1714 - faster
+                    self._wake.notify()
+                return False
+        window = self._window  # no spool (forked child, spool failed) or shutting down
+        queued = len(window)
+        if queued >= self._max_queue_size:
+            return None
+        window.append(data)
+        self._handles.append(0)
+        before = self._window_bytes
+        self._window_bytes = after = before + len(data) + 1
+        return queued == 0 or queued + 1 == self._flush_at or before <= self._budget < after
 
-    def stats(self) -> dict[str, int]:
-        """As for the base class, plus ``spooled``: messages in the spool file now."""
-        counts = super().stats()
+    def __len__(self) -> int:
+        """Messages in the memory window."""
+        return len(self._window)
+
+    @property
+    def queued_bytes(self) -> int:
+        """Their sizes, plus one comma each."""
+        return self._window_bytes
+
+    def take(self, budget: int) -> Batch:
+        """Cut the oldest messages of the window that fit *budget* bytes, with their rows."""
+        items, size = cut(self._window, budget)
+        self._window_bytes -= size + 1
+        handles = self._handles
+        return Batch(items, [handles.popleft() for _ in items])
+
+    def take_all(self) -> Batch:
+        """Take the whole window."""
+        batch = Batch(list(self._window), list(self._handles))
+        self._window.clear()
+        self._handles.clear()
+        self._window_bytes = 0
+        return batch
+
+    def stats(self, counts: dict[str, int]) -> None:
+        """Count what waits to be committed as queued; add ``spooled``: rows in the file."""
         with self._wlock:
-            counts["enqueued"] += self._offered
             counts["queued"] += len(self._pending)
             counts["spooled"] = self._spooled
-        return counts
+
+    # -- waiting ---------------------------------------------------------------------
 
     def wait_durable(self, timeout: float | None = None) -> bool:
         """
@@ -106,7 +128,7 @@ class SpooledProcessor(SpoolFeed):
         with self._urgent_writes(), self._wlock:
             return self._wait_written(self._offered, deadline)
 
-    def flush(self, timeout: float | None = None) -> bool:
+    def flush(self, flush_memory: Callable[[float | None], bool], timeout: float | None) -> bool:
         """
         Block until every message queued so far is delivered, failed, or kept in the spool.
 
@@ -116,10 +138,8 @@ class SpooledProcessor(SpoolFeed):
         Returns:
             Whether that happened within *timeout* seconds.
         """
-        if in_pipeline():
-            return False
         if self._in_memory or self._closing:
-            return super().flush(timeout)
+            return flush_memory(timeout)
         deadline = deadline_after(timeout)
         with self._urgent_writes():  # also holds rewinds back, so that this ends
             with self._wlock:
@@ -129,14 +149,14 @@ class SpooledProcessor(SpoolFeed):
             while True:  # the writer feeds the next window as the last one drains
                 with self._wlock:
                     done, seen = self._fed_through(mark) or self._closing, self._fed_to
-                if not super().flush(remaining(deadline)):
+                if not flush_memory(remaining(deadline)):
                     return False
                 if done:
                     return True
                 if not self._wait_fed_past(seen, deadline):
                     return False
 
-    def shutdown(self, timeout: float | None = None) -> bool:
+    def close(self, close_memory: Callable[[float | None], bool], timeout: float | None) -> bool:
         """
         Commit what is queued, deliver what is in memory within *timeout*, close the spool.
 
@@ -161,7 +181,7 @@ class SpooledProcessor(SpoolFeed):
                         lambda: self._fed_through(mark) or not self._can_feed(),
                         remaining(deadline),
                     )
-        finished = super().shutdown(remaining(deadline))
+        finished = close_memory(remaining(deadline))
         if not owner:
             return finished
         with self._wlock:
@@ -206,9 +226,8 @@ class SpooledProcessor(SpoolFeed):
 
     # -- process lifecycle ---------------------------------------------------------
 
-    def _after_fork_in_child(self) -> None:
+    def after_fork(self) -> None:
         """The child runs in memory: the spool, its connection and its lock stay the parent's."""
-        super()._after_fork_in_child()
         spool = self._spool
         self._init_spool_state(None)
         if spool is not None and not spool.closed:

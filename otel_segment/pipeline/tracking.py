@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar, cast
 
 import wrapt
 
+from otel_segment.errors import PlanViolation
 from otel_segment.pipeline.arguments import ArgumentPath, Binder
 from otel_segment.pipeline.batching import in_pipeline
 from otel_segment.pipeline.call_wrappers import wrapper_for
@@ -235,6 +236,8 @@ class Tracker:
             client.track(
                 user_id=user_id, event=self._event, properties=properties, anonymous_id=anonymous_id
             )
+        except PlanViolation:  # on_violation="raise": already counted, reported and logged
+            pass
         except Exception as exc:  # noqa: BLE001 - counted by the client where it applies
             _logger.warning("%s: the event was not sent: %s", self.where, exc)
 

@@ -10,15 +10,20 @@ from __future__ import annotations
 import base64
 import dataclasses
 import gzip as gzip_module
+import importlib
 import logging
 import re
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import requests
 from opentelemetry import context as otel_context
 
 from otel_segment._version import __version__
+from otel_segment.pipeline.oauth import TokenFailure
 from otel_segment.pipeline.retry import parse_retry_after
+
+if TYPE_CHECKING:
+    from otel_segment.pipeline.oauth import TokenSource
 
 __all__ = ["HttpTransport", "Outcome"]
 
@@ -28,6 +33,8 @@ USER_AGENT: Final = f"otel-segment/{__version__}"
 """The ``User-Agent`` of every request."""
 
 _SECRET_MIN_CHARS: Final = 8
+# Statuses after which analytics-python drops its OAuth token: the next attempt gets a new one.
+_TOKEN_REFUSED: Final = frozenset({400, 401, 403, 511})
 _ERRNO: Final = re.compile(r"\[Errno -?\d+\] [^'\")]+")
 _SUPPRESS_KEY: Final = otel_context._SUPPRESS_INSTRUMENTATION_KEY  # noqa: SLF001 - the API's own key
 
@@ -65,6 +72,8 @@ class HttpTransport:
         proxies: As for ``requests``.
         verify: TLS verification: ``True``, ``False`` or a CA bundle path.
         cert: A client certificate path, or a ``(cert, key)`` pair (mTLS).
+        tokens: OAuth access tokens; when given, requests carry ``Authorization: Bearer``
+            instead of the write key's Basic auth.
     """
 
     def __init__(
@@ -77,6 +86,7 @@ class HttpTransport:
         proxies: dict[str, str] | None = None,
         verify: bool | str = True,
         cert: str | tuple[str, str] | None = None,
+        tokens: TokenSource | None = None,
     ) -> None:
         self.url = host.rstrip("/") + "/v1/batch"
         self._gzip = gzip
@@ -84,6 +94,7 @@ class HttpTransport:
         self._proxies = proxies
         self._verify = verify
         self._cert = cert
+        self._tokens = tokens
         token = base64.b64encode(f"{write_key}:".encode()).decode("ascii")
         # kept out of error text; a key too short to be real ("bad") would garble it
         self._secrets = (write_key, token) if len(write_key) >= _SECRET_MIN_CHARS else ()
@@ -94,6 +105,7 @@ class HttpTransport:
         }
         if gzip:
             self._headers["Content-Encoding"] = "gzip"
+        _import_lazy_modules()
         self._session = self._new_session()
 
     def __repr__(self) -> str:
@@ -113,15 +125,32 @@ class HttpTransport:
         """
         Send one batch body; report what happened without raising.
 
+        With OAuth, a token is fetched first if none is cached (or it is due for renewal);
+        a token server that fails or refuses makes the outcome of this attempt.
+
         Args:
             body: The uncompressed JSON body.
             retry_count: How many attempts came before this one (``X-Retry-Count``).
         """
-        headers = self._headers
-        if retry_count:
-            headers = {**headers, "X-Retry-Count": str(retry_count)}
         data = gzip_module.compress(body, compresslevel=6) if self._gzip else body
         token = otel_context.attach(otel_context.set_value(_SUPPRESS_KEY, value=True))
+        try:
+            return self._post(data, retry_count)
+        finally:
+            otel_context.detach(token)
+
+    def _post(self, data: bytes, retry_count: int) -> Outcome:
+        headers = self._headers
+        if self._tokens is not None:
+            authorization = self._tokens.authorization()
+            if isinstance(authorization, TokenFailure):  # the retry policy decides, as for a POST
+                failure = authorization
+                return Outcome(
+                    failure.status, retry_after=failure.retry_after, error=failure.reason
+                )
+            headers = {**headers, "Authorization": authorization}
+        if retry_count:
+            headers = {**headers, "X-Retry-Count": str(retry_count)}
         try:
             # verify per request: on the session, $REQUESTS_CA_BUNDLE would override it
             response = self._session.post(
@@ -133,28 +162,49 @@ class HttpTransport:
             return Outcome(None, error=f"connection failed: {_os_error(exc)}")
         except OSError as exc:  # requests' errors, and its plain OSError for a bad cert path
             return Outcome(None, error=f"{type(exc).__name__}: {_first_line(exc)}")
-        finally:
-            otel_context.detach(token)
         with response:
             if 200 <= response.status_code < 300:  # noqa: PLR2004
                 return Outcome(response.status_code)
-            detail = response.text
-            for secret in self._secrets:  # a server may quote the key back
-                detail = detail.replace(secret, "<write key>")
-            detail = detail[:200].strip()
-            return Outcome(
-                response.status_code,
-                retry_after=parse_retry_after(response.headers.get("Retry-After")),
-                error=f"HTTP {response.status_code} {response.reason}: {detail}".rstrip(": "),
-            )
+            return self._failure(response)
+
+    def _failure(self, response: requests.Response) -> Outcome:
+        detail = response.text
+        for secret in self._secrets:  # a server may quote the key back
+            detail = detail.replace(secret, "<write key>")
+        if self._tokens is not None:
+            detail = self._tokens.scrub(detail)
+            if response.status_code in _TOKEN_REFUSED:
+                self._tokens.invalidate()
+        detail = detail[:200].strip()
+        return Outcome(
+            response.status_code,
+            retry_after=parse_retry_after(response.headers.get("Retry-After")),
+            error=f"HTTP {response.status_code} {response.reason}: {detail}".rstrip(": "),
+        )
 
     def reset_after_fork(self) -> None:
         """Drop the parent's connections (never closed here: they are the parent's)."""
         self._session = self._new_session()
+        if self._tokens is not None:
+            self._tokens.reset_after_fork()
 
     def close(self) -> None:
         """Close the session's connections."""
         self._session.close()
+        if self._tokens is not None:
+            self._tokens.close()
+
+
+def _import_lazy_modules() -> None:
+    """
+    Import now, before any fork, what the HTTP stack imports on its first request.
+
+    requests imports ``netrc`` (and with it ``shlex``) inside its first request, for its
+    netrc lookup. A process forked while a worker holds that import's lock has a child
+    whose own first request waits on it forever (seen in about 1 of 20 forks).
+    """
+    importlib.import_module("netrc")
+    importlib.import_module("encodings.idna")  # the codec of socket.getaddrinfo(host)
 
 
 def _os_error(exc: BaseException) -> str:

@@ -18,13 +18,15 @@ import logging
 import threading
 import weakref
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
-from otel_segment import _default
-from otel_segment.pipeline.client import Client
 from otel_segment.pipeline.identify import without_identity
 from otel_segment.pipeline.options import seconds
 from otel_segment.pipeline.tracking import Decoratable, decorator
+from otel_segment.sources.clients import ClientRef
+
+if TYPE_CHECKING:
+    from otel_segment.pipeline.client import Client
 
 __all__ = ["Decoratable", "IdSource", "PropertiesSource", "StateFunction", "snapshot", "tracked"]
 
@@ -100,14 +102,13 @@ def tracked(
     .. versionchanged:: 0.2.0
        *user_id* and *anonymous_id* may both be omitted.
     """
-    if client is not None and not isinstance(client, Client):
-        raise TypeError(f"client must be a Client, got {type(client).__name__}")
+    ref = ClientRef(client)
     return decorator(
         event,
         user_id=user_id,
         anonymous_id=anonymous_id,
         properties=properties,
-        client=_default.get_client if client is None else lambda: client,
+        client=ref.get,
         track_errors=track_errors,
     )
 
@@ -159,15 +160,11 @@ def snapshot(
     """
     every = seconds("every", every)
     fields = _snapshot_fields(type, user_id=user_id, group_id=group_id, anonymous_id=anonymous_id)
-    if client is not None and not isinstance(client, Client):
-        raise TypeError(f"client must be a Client, got {client.__class__.__name__}")
+    ref = ClientRef(client)
 
     def decorate(func: StateFunction) -> StateFunction:
         report = _Snapshot(func, type, fields, float(every))
-        if client is None:
-            _default.on_client(report.register)
-        else:
-            report.register(client)
+        ref.follow(report.register)
         return func
 
     return decorate

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from otel_segment import _default
 from otel_segment.errors import ClientClosedError
 from otel_segment.pipeline.batching import in_pipeline
-from otel_segment.pipeline.client import Client
 from otel_segment.pipeline.messages import MESSAGE_TYPES, merge_context
+from otel_segment.sources.clients import ClientRef
 from otel_segment.sources.otel_mapping import Fields
+
+if TYPE_CHECKING:
+    from otel_segment.pipeline.client import Client
 
 __all__ = ["Bridge", "MapperResult", "Pairs"]
 
@@ -42,14 +44,9 @@ class Bridge(Generic[_T]):
         default: Callable[[_T], Pairs],
         trace_of: Callable[[_T], dict[str, str] | None],
     ) -> None:
-        if client is not None and not isinstance(client, Client):
-            raise TypeError(f"client must be an otel_segment.Client, got {type(client).__name__}")
-        if client is not None and client_kwargs:
-            raise TypeError("pass client= or client options, not both")
         if mapper is not None and not callable(mapper):
             raise TypeError(f"mapper must be callable, got {type(mapper).__name__}")
-        self.owned = Client(**client_kwargs) if client_kwargs else None
-        self.client = client if client is not None else self.owned
+        self.ref = ClientRef(client, client_kwargs)
         self.closed = False
         self._mapper = mapper
         self._default = default
@@ -59,7 +56,7 @@ class Bridge(Generic[_T]):
 
     def current(self) -> Client | None:
         """The client in use, without building the default one."""
-        return self.client if self.client is not None else _default.current()
+        return self.ref.current()
 
     def emit(self, items: Iterable[_T]) -> bool:
         """Map and send *items*; ``False`` when no usable client is there (closed, unset)."""
@@ -109,8 +106,8 @@ class Bridge(Generic[_T]):
         if self.closed:
             return True
         self.closed = True
-        if self.owned is not None:
-            return self.owned.shutdown(self.owned.config.exit_timeout)
+        if self.ref.owned is not None:
+            return self.ref.close()
         client = self.current()
         if client is None or client.closed:
             return True
@@ -118,7 +115,7 @@ class Bridge(Generic[_T]):
 
     def _resolve(self) -> Client | None:
         try:
-            client = self.client if self.client is not None else _default.get_client()
+            client = self.ref.get()
         except (TypeError, ValueError) as error:
             if not self._warned_unavailable:
                 self._warned_unavailable = True

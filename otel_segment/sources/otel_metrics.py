@@ -27,12 +27,13 @@ from typing import TYPE_CHECKING, Final
 
 from opentelemetry import metrics
 
-from otel_segment import _default
 from otel_segment._version import __version__
-from otel_segment.pipeline.client import Client
+from otel_segment.sources.clients import ClientRef
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
+
+    from otel_segment.pipeline.client import Client
 
 __all__ = ["METER_NAME", "PipelineMetrics", "instrument_metrics"]
 
@@ -62,7 +63,7 @@ class PipelineMetrics:
     """
 
     def __init__(self, client: Client | None, meter_provider: metrics.MeterProvider) -> None:
-        self._client = client
+        self._ref = ClientRef(client)
         self._closed = False
         meter = meter_provider.get_meter(METER_NAME, __version__)
         for key, unit, description in _COUNTERS:
@@ -76,7 +77,7 @@ class PipelineMetrics:
     @property
     def client(self) -> Client | None:
         """The client observed; ``None`` means the default client, whichever it is then."""
-        return self._client
+        return self._ref.fixed
 
     def close(self) -> None:
         """Stop reporting (the instruments stay registered, with no values)."""
@@ -86,7 +87,7 @@ class PipelineMetrics:
         self, key: str
     ) -> Callable[[metrics.CallbackOptions], Iterable[metrics.Observation]]:
         def observe(_options: metrics.CallbackOptions) -> Iterable[metrics.Observation]:
-            client = self._client if self._client is not None else _default.current()
+            client = self._ref.current()
             if self._closed or client is None:
                 return ()
             return (metrics.Observation(client.stats()[key]),)
@@ -117,7 +118,6 @@ def instrument_metrics(
 
     .. versionadded:: 0.1.0
     """
-    if client is not None and not isinstance(client, Client):
-        raise TypeError(f"client must be an otel_segment.Client, got {type(client).__name__}")
+    ref = ClientRef(client)  # checks the type before anything is registered
     provider = meter_provider if meter_provider is not None else metrics.get_meter_provider()
-    return PipelineMetrics(client, provider)
+    return PipelineMetrics(ref.fixed, provider)

@@ -1,199 +1,30 @@
-"""
-A local, Segment-compatible HTTP endpoint that records what it receives.
-
-:class:`Sink` answers ``POST /v1/batch`` and the single-call paths (``/v1/track`` ...)
-as the Segment Tracking API does, with its size limits, and keeps every request. It backs
-``otel-segment sink``, the demo, the benchmark and the tests. Standard library only.
-"""
+"""The :class:`Sink`: a Segment-compatible endpoint on a local port that records requests."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import selectors
 import socket
-import ssl
-import struct
-import sys
 import threading
 import time
 import zlib
-from collections.abc import Mapping
-from dataclasses import dataclass
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from socketserver import TCPServer
 from typing import TYPE_CHECKING, Any, Final, Self
 from urllib.parse import urlsplit
 
-import orjson
-
-from otel_segment._version import __version__
+from otel_segment._json import loads
+from otel_segment.sink.connections import Handler, Reply, Server
+from otel_segment.sink.received import BATCH_PATH, ROUTES, ReceivedRequest, messages_in
+from otel_segment.sink.spec import spec_problem
 
 if TYPE_CHECKING:
+    import ssl
     from collections.abc import Callable
 
-__all__ = ["NO_RESPONSE", "ReceivedRequest", "Sink", "format_message"]
+__all__ = ["Sink"]
 
-NO_RESPONSE: Final = 0
-"""The :attr:`ReceivedRequest.status` of a request whose connection was reset unanswered."""
-
-_BATCH_PATH: Final = "/v1/batch"
-_ROUTES: Final = frozenset(
-    {_BATCH_PATH, *(f"/v1/{t}" for t in ("track", "identify", "page", "screen", "group", "alias"))}
-)
 _JSON_HEADERS: Final = {"Content-Type": "application/json"}
-_RESET_LINGER: Final = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends an RST
 _CLOSE_TIMEOUT_SECONDS: Final = 5.0
-_LINE_CHARS: Final = 160
-_VALUE_CHARS: Final = 40
-_ENVELOPE: Final = frozenset({"type", "userId", "anonymousId", "messageId", "timestamp"})
-
-
-@dataclass(frozen=True, slots=True)
-class ReceivedRequest:
-    """
-    One HTTP request as the sink received and answered it.
-
-    Attributes:
-        method: HTTP method, e.g. ``"POST"``.
-        path: Request target as sent, e.g. ``"/v1/batch"``.
-        headers: Header values by lower-cased name; prefer :meth:`header`.
-        raw_body: Body bytes as sent on the wire.
-        body: Body with ``Content-Encoding: gzip`` undone (cut after the batch limit).
-        json: Parsed body, or ``None`` if it was not valid JSON.
-        status: HTTP status the sink answered, or :data:`NO_RESPONSE`.
-        received_at: ``time.monotonic()`` once the body had been read.
-    """
-
-    method: str
-    path: str
-    headers: Mapping[str, str]
-    raw_body: bytes
-    body: bytes
-    json: Any
-    status: int
-    received_at: float
-
-    def header(self, name: str) -> str | None:
-        """
-        Look a header up by name, ignoring case.
-
-        Args:
-            name: Header name, e.g. ``"Content-Encoding"``.
-
-        Returns:
-            The header's value, or ``None`` if the request did not carry it.
-        """
-        return self.headers.get(name.lower())
-
-    @property
-    def messages(self) -> list[dict[str, Any]]:
-        """The Segment messages the body carries (a single call counts as one), else ``[]``."""
-        return _messages_in(urlsplit(self.path).path, self.json) or []
-
-
-@dataclass(frozen=True, slots=True)
-class _Reply:
-    headers: Mapping[str, str]
-    body: bytes
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive; every reply carries Content-Length
-    server_version = f"otel-segment-sink/{__version__}"
-    server: _Server
-
-    def setup(self) -> None:
-        if isinstance(self.request, ssl.SSLSocket):
-            self.request.do_handshake()  # here, in the connection's thread, not in accept()
-        super().setup()
-
-    def do_POST(self) -> None:
-        self.server.serve_http(self)
-
-    do_GET = do_HEAD = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_POST  # noqa: N815
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Stay quiet."""
-
-    def read_body(self) -> bytes | None:
-        """Read the body by its ``Content-Length``; ``None`` if the framing is unusable."""
-        length = self.headers.get("Content-Length", "0")
-        if "Transfer-Encoding" in self.headers or not length.isdecimal():
-            self.close_connection = True  # the stream can no longer be parsed
-            return None
-        return self.rfile.read(int(length))
-
-    def reply(self, status: int, headers: Mapping[str, str], body: bytes) -> None:
-        """Answer with *status*, *headers* and *body*, keeping the connection open."""
-        self.send_response(status)
-        for name, value in headers.items():
-            if name.lower() != "content-length":
-                self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
-        if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
-
-    def abort(self) -> None:
-        """Drop the connection with a TCP reset, without answering."""
-        self.close_connection = True
-        with contextlib.suppress(OSError):
-            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET_LINGER)
-        self.rfile.close()  # drops makefile()'s reference, so close() really closes
-        self.connection.close()
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 128  # listen() backlog: many clients may connect at once
-    timeout = 0  # handle_request() never blocks: the sink's loop has selected already
-
-    def __init__(self, address: tuple[str, int], serve_http: Callable[[_Handler], None]) -> None:
-        self.serve_http = serve_http
-        self.connections: set[socket.socket] = set()
-        self.idle = threading.Condition()
-        if ":" in address[0]:
-            self.address_family = socket.AF_INET6
-        super().__init__(address, _Handler)
-
-    def server_bind(self) -> None:
-        TCPServer.server_bind(self)  # skips HTTPServer's reverse DNS lookup (getfqdn)
-        self.server_name, self.server_port = str(self.server_address[0]), self.server_address[1]
-
-    def get_request(self) -> tuple[socket.socket, Any]:
-        connection, address = super().get_request()
-        connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no 40 ms stalls
-        return connection, address
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        with self.idle:
-            self.connections.add(request)
-        super().process_request(request, client_address)
-
-    def shutdown_request(self, request: Any) -> None:
-        try:
-            super().shutdown_request(request)
-        finally:
-            with self.idle:
-                self.connections.discard(request)
-                self.idle.notify_all()
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if not isinstance(sys.exc_info()[1], OSError):  # resets and TLS failures are normal
-            super().handle_error(request, client_address)
-
-    def drain(self, timeout_seconds: float) -> bool:
-        """Shut every open connection down and wait until their threads are done."""
-        with self.idle:
-            for connection in self.connections:
-                with contextlib.suppress(OSError):  # the plain method: SSLSocket's drops its state
-                    socket.socket.shutdown(connection, socket.SHUT_RDWR)
-            return self.idle.wait_for(lambda: not self.connections, timeout_seconds)
 
 
 class Sink:
@@ -257,7 +88,7 @@ class Sink:
         self._closing = threading.Event()
         self._thread: threading.Thread | None = None
         self._wake: tuple[socket.socket, socket.socket] | None = None
-        self._server = _Server((host, port), self._serve_http)
+        self._server = Server((host, port), self._serve_http)
         if ssl_context is not None:
             self._server.socket = ssl_context.wrap_socket(
                 self._server.socket, server_side=True, do_handshake_on_connect=False
@@ -376,7 +207,7 @@ class Sink:
                 if any(key.fileobj is self._server.socket for key, _ in selector.select()):
                     self._server.handle_request()
 
-    def _serve_http(self, handler: _Handler) -> None:
+    def _serve_http(self, handler: Handler) -> None:
         raw = handler.read_body()
         if self._latency_seconds and self._closing.wait(self._latency_seconds):
             handler.abort()
@@ -384,7 +215,7 @@ class Sink:
         headers = {name.lower(): value for name, value in handler.headers.items()}
         route = urlsplit(handler.path).path
         body, parsed, status, error = raw or b"", None, HTTPStatus.OK, ""
-        if route not in _ROUTES:
+        if route not in ROUTES:
             status, error = HTTPStatus.NOT_FOUND, f"no such endpoint: {route}"
         elif handler.command != "POST":
             status, error = HTTPStatus.METHOD_NOT_ALLOWED, f"{handler.command} is not allowed"
@@ -406,7 +237,7 @@ class Sink:
         )
         answer = {"success": False, "error": error} if error else {"success": True}
         extra = {"Allow": "POST"} if status == HTTPStatus.METHOD_NOT_ALLOWED else {}
-        reply = _Reply({**_JSON_HEADERS, **extra}, json.dumps(answer).encode())
+        reply = Reply({**_JSON_HEADERS, **extra}, json.dumps(answer).encode())
         self._answer(handler, request, reply)
 
     def _decode(self, encoding: str, raw: bytes) -> tuple[bytes, str]:
@@ -429,20 +260,20 @@ class Sink:
     def _parse(self, route: str, body: bytes) -> tuple[Any, str]:
         """Parse a body and check its shape and message sizes: ``(json, error)``."""
         try:
-            parsed = orjson.loads(body)  # strict: NaN and Infinity are refused
-        except orjson.JSONDecodeError as exc:
+            parsed = loads(body)  # strict: NaN and Infinity are refused; long ints kept
+        except ValueError as exc:
             return None, f"the body is not valid JSON: {exc}"
-        messages = _messages_in(route, parsed)
+        messages = messages_in(route, parsed)
         if messages is None:
-            shape = '{"batch": [objects]}' if route == _BATCH_PATH else "an object"
+            shape = '{"batch": [objects]}' if route == BATCH_PATH else "an object"
             return parsed, f"expected {shape}"
-        for message in messages:
-            size = len(orjson.dumps(message))
-            if size > self._max_message_bytes:
-                return parsed, f"a message of {size} bytes exceeds {self._max_message_bytes}"
+        for number, message in enumerate(messages, start=1):
+            problem = spec_problem(message, self._max_message_bytes)
+            if problem:
+                return parsed, f"message {number}: {problem}"
         return parsed, ""
 
-    def _answer(self, handler: _Handler, request: ReceivedRequest, reply: _Reply) -> None:
+    def _answer(self, handler: Handler, request: ReceivedRequest, reply: Reply) -> None:
         """Record *request* and send *reply*: the hook a scripted test server overrides."""
         self._record(request, delivered=_ok(request.status))
         handler.reply(request.status, reply.headers, reply.body)
@@ -461,67 +292,6 @@ class Sink:
             self._changed.notify_all()
         if delivered and self._on_batch is not None:
             self._on_batch(request)
-
-
-def format_message(msg: Mapping[str, Any]) -> str:
-    """
-    Render one message as a single readable line.
-
-    Args:
-        msg: A Segment Spec message, e.g. one of :attr:`Sink.messages`.
-
-    Returns:
-        The type, the user and anonymous ids and the type's key fields, such as
-        ``track     user=u1 anon=-  "Order Completed" {total=42.5, currency=EUR}``;
-        long values are cut so the line stays within 160 characters.
-    """
-    kind = str(msg.get("type", "?"))
-    match kind:
-        case "track":
-            fields = [_quoted(msg.get("event")), _mapping(msg.get("properties"))]
-        case "identify":
-            fields = [_mapping(msg.get("traits"))]
-        case "page" | "screen":
-            fields = [_short(msg.get("category")), _quoted(msg.get("name"))]
-            fields.append(_mapping(msg.get("properties")))
-        case "group":
-            fields = [f"group={_short(msg.get('groupId'), '-')}", _mapping(msg.get("traits"))]
-        case "alias":
-            fields = [f"{_short(msg.get('previousId'), '-')} -> {_short(msg.get('userId'), '-')}"]
-        case _:
-            fields = [_mapping({k: v for k, v in msg.items() if k not in _ENVELOPE})]
-    user, anonymous = _short(msg.get("userId"), "-"), _short(msg.get("anonymousId"), "-")
-    line = f"{kind:<9} user={user} anon={anonymous}  {' '.join(f for f in fields if f)}".rstrip()
-    return line if len(line) <= _LINE_CHARS else f"{line[: _LINE_CHARS - 3]}..."
-
-
-def _short(value: object, missing: str = "") -> str:
-    if value is None:
-        return missing
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
-    text = text.replace("\r", "\\r").replace("\n", "\\n")
-    return text if len(text) <= _VALUE_CHARS else f"{text[: _VALUE_CHARS - 3]}..."
-
-
-def _quoted(value: object) -> str:
-    return "" if value is None else f'"{_short(value)}"'
-
-
-def _mapping(value: object) -> str:
-    if not isinstance(value, Mapping) or not value:
-        return ""
-    return "{" + ", ".join(f"{key}={_short(item, 'null')}" for key, item in value.items()) + "}"
-
-
-def _messages_in(route: str, parsed: Any) -> list[dict[str, Any]] | None:
-    """The messages a parsed body carries on *route*, or ``None`` if it has the wrong shape."""
-    if not isinstance(parsed, dict) or route not in _ROUTES:
-        return None
-    if route == _BATCH_PATH:
-        batch = parsed.get("batch")
-        ok = isinstance(batch, list) and all(isinstance(m, dict) for m in batch)
-        return batch if ok else None
-    return [parsed if "type" in parsed else {"type": route.rsplit("/", 1)[1], **parsed}]
 
 
 def _ok(status: int) -> bool:
