@@ -40,6 +40,6 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Benchmark otel_segment against segment-analytics-python, side by side."""
-    session.install(".", *nox.project.dependency_groups(PYPROJECT, "bench"))
+    """Benchmark otel_segment against segment-analytics-python; ``-- gateway``: the gateway."""
+    session.install(".[gateway]", *nox.project.dependency_groups(PYPROJECT, "bench"))
     session.run("python", "bench/run.py", *session.posargs)

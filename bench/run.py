@@ -3,6 +3,7 @@ Benchmark otel_segment against segment-analytics-python, side by side, in one in
 
 Usage: ``python bench/run.py [--rounds N] [--skip-bridges]`` (``nox -s bench -- --rounds 1``);
 ``python bench/run.py quality`` runs only ``bench/quality.py`` (plans, before_send, validate).
+``python bench/run.py gateway [options]`` runs the gateway benchmark (``bench/gateway.py``).
 
 Starts two sink processes (one answering at once, one after 50 ms), then runs
 ``bench/core.py`` for each library and scenario, each in a fresh process, alternating the
@@ -189,6 +190,11 @@ def run_bridges(scripts: list[Path] | None = None) -> None:
 
 def main() -> None:
     """Parse the arguments, run the rounds, print the table, run the bridge benchmarks."""
+    if sys.argv[1:2] == ["gateway"]:  # nox -s bench -- gateway [options]: bench/gateway.py
+        from gateway import main as gateway_main  # noqa: PLC0415 - only for this run
+
+        gateway_main(sys.argv[2:])
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     parser.add_argument("--rounds", type=int, default=3, help="runs per figure (median)")
     parser.add_argument("--skip-bridges", action="store_true", help="only the core table")

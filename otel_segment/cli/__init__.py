@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Final, TextIO
 
 from otel_segment._version import __version__
 from otel_segment.cli.common import CLI_RETRY, as_flags, write_key_for
+from otel_segment.cli.gateway import add_gateway
 from otel_segment.cli.plan import add_plan
 from otel_segment.cli.validate import add_validate
 from otel_segment.pipeline.client import ENV_HOST, ENV_WRITE_KEY, Client
@@ -93,6 +94,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_import(commands)
     add_validate(commands)
     add_plan(commands)
+    add_gateway(commands)
     return parser
 
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     import threading
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
 __all__ = ["Backlog", "Batch", "Host", "MemoryBacklog", "cut"]
 
@@ -66,6 +66,10 @@ class Backlog(Protocol):
 
     def put(self, data: bytes) -> bool | None:
         """Accept one message (lock held): ``None`` if full, else whether to wake a worker."""
+        ...
+
+    def put_all(self, items: Sequence[bytes]) -> bool | None:
+        """Accept all of *items* or none (lock held): ``None`` if they do not all fit."""
         ...
 
     def __len__(self) -> int:
@@ -151,6 +155,15 @@ class MemoryBacklog:
         before = self._bytes
         self._bytes = after = before + len(data) + 1
         return queued == 0 or queued + 1 == self._flush_at or before <= self._budget < after
+
+    def put_all(self, items: Sequence[bytes]) -> bool | None:
+        """Append all of *items* (lock held), or none: ``None`` if they do not all fit."""
+        queue = self._queue
+        if len(queue) + len(items) > self._max_queue_size:
+            return None
+        queue.extend(items)
+        self._bytes += sum(map(len, items)) + len(items)
+        return True
 
     def __len__(self) -> int:
         """Messages waiting."""

@@ -27,6 +27,8 @@ from otel_segment.pipeline.lifecycle import deadline_after, forget_at_fork, rema
 from otel_segment.pipeline.reporting import ErrorCallback, Reporter
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from otel_segment.pipeline.backlogs import Backlog
     from otel_segment.pipeline.encoding import BatchEnvelope
     from otel_segment.pipeline.retry import RetryPolicy
@@ -122,6 +124,16 @@ class BatchProcessor:
                 return True
         self._dropped([data])
         return False
+
+    def enqueue_all(self, items: Sequence[bytes]) -> bool:
+        """Queue all of *items* or none; ``False`` (nothing counted) if they do not all fit."""
+        with self._lock:
+            if self._closed or (wake := self._backlog.put_all(items)) is None:
+                return False
+            self._counts["enqueued"] += len(items)
+            if wake:
+                self.wake()
+        return True
 
     def send_now(self, data: bytes) -> bool:
         """Deliver one message on this thread, with retries (``sync_mode``)."""

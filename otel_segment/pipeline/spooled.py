@@ -26,7 +26,7 @@ from otel_segment.pipeline.lifecycle import deadline_after, remaining
 from otel_segment.pipeline.spool_feed import WRITE_INTERVAL_SECONDS, WRITE_MAX_MESSAGES, SpoolFeed
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Iterator, Sequence
 
     from otel_segment.pipeline.backlogs import Host
 
@@ -84,6 +84,34 @@ class SpoolBacklog(SpoolFeed):
         before = self._window_bytes
         self._window_bytes = after = before + len(data) + 1
         return queued == 0 or queued + 1 == self._flush_at or before <= self._budget < after
+
+    def put_all(self, items: Sequence[bytes]) -> bool | None:
+        """
+        Queue all of *items* for the spool, or none: ``None`` if they do not all fit.
+
+        Also ``None`` when they would take the spool past ``spool_max_bytes``: what a
+        caller was told is kept must not be dropped later to make room (the oldest are).
+        """
+        with self._wlock:
+            spool = self._spool
+            if spool is not None and not self._closing:
+                pending = self._pending
+                if len(pending) + len(items) > self._max_queue_size:
+                    return None
+                adding = sum(map(len, items)) + sum(map(len, pending))
+                if spool.total_bytes + adding > spool.max_bytes:
+                    return None
+                pending.extend(items)
+                self._offered += len(items)
+                self._wake.notify()
+                return False
+        window = self._window  # no spool (forked child, spool failed) or shutting down
+        if len(window) + len(items) > self._max_queue_size:
+            return None
+        window.extend(items)
+        self._handles.extend([0] * len(items))
+        self._window_bytes += sum(map(len, items)) + len(items)
+        return True
 
     def __len__(self) -> int:
         """Messages in the memory window."""

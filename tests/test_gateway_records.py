@@ -1,0 +1,216 @@
+"""
+The gateway maps OTLP exactly as the in-process bridges map SDK spans and log records.
+
+The same spans and log records go through SegmentSpanProcessor / SegmentLogExporter
+and, through the OpenTelemetry SDK's own OTLP/HTTP exporters, through the gateway; the
+messages that reach the two sinks are equal but for messageId.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pytest
+import requests
+from _gateway import gateway_client, key_values, logs_request, serving, spans_request
+from _helpers import WRITE_KEY
+from _otel import RESOURCE, shut_down_after
+from hypothesis import given
+from hypothesis import strategies as st
+from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.trace import Status, StatusCode
+
+from otel_segment import Client, SegmentLogExporter, SegmentSpanProcessor
+from otel_segment.gateway.records import attributes
+from otel_segment.sink import Sink
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from otel_segment.gateway import Gateway
+
+_EVERY_KIND: dict[str, Any] = {
+    "text": "ünïcode",
+    "flag": True,
+    "count": 2**62 + 1,  # beyond 2**53: must stay exact
+    "negative": -(2**63),
+    "ratio": 0.1,
+    "words": ["a", "b"],
+    "numbers": [1, 2, 3],
+}
+
+
+@pytest.fixture
+def sinks() -> Iterator[tuple[Sink, Sink]]:
+    """Two sinks: the in-process bridges' and the gateway's."""
+    with Sink() as direct, Sink() as through_gateway:
+        yield direct, through_gateway
+
+
+@pytest.fixture
+def direct_client(sinks: tuple[Sink, Sink]) -> Iterator[Client]:
+    """The in-process bridges' client."""
+    with Client(WRITE_KEY, sinks[0].url, flush_interval=0.05) as client:
+        yield client
+
+
+@pytest.fixture
+def gateway(sinks: tuple[Sink, Sink]) -> Iterator[Gateway]:
+    """A gateway delivering to the second sink."""
+    with serving(gateway_client(sinks[1].url), grpc=None) as running:
+        yield running
+
+
+def _comparable(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The messages without messageId, in a stable order."""
+    kept = [{k: v for k, v in message.items() if k != "messageId"} for message in messages]
+    return sorted(kept, key=lambda m: (m["timestamp"], m["type"], str(m.get("event"))))
+
+
+def _both(gateway: Gateway, client: Client, sinks: tuple[Sink, Sink], n: int) -> tuple[Any, Any]:
+    assert client.flush(10)
+    assert gateway.client.flush(10)
+    assert sinks[0].wait_for_messages(n, 10)
+    assert sinks[1].wait_for_messages(n, 10)
+    return _comparable(sinks[0].messages), _comparable(sinks[1].messages)
+
+
+class TestSameMapping:
+    """One mapping: in process and through the gateway, the same messages."""
+
+    def test_spans(self, gateway: Gateway, direct_client: Client, sinks: tuple[Sink, Sink]) -> None:
+        """Tracks, every other type, span events, errors and attribute kinds map alike."""
+        exporter = OTLPSpanExporter(endpoint=f"http://127.0.0.1:{gateway.http_port}/v1/traces")
+        provider = TracerProvider(resource=RESOURCE, shutdown_on_exit=False)
+        provider.add_span_processor(SegmentSpanProcessor(client=direct_client))
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        tracer = provider.get_tracer("test")
+        props = {f"segment.properties.{k}": v for k, v in _EVERY_KIND.items()}
+        with tracer.start_as_current_span(
+            "checkout", attributes={"segment.event": "Order Completed", "enduser.id": "u1", **props}
+        ) as span:
+            span.add_event("Coupon Applied", {"segment.event": "Coupon Applied", "code": "X"})
+            with tracer.start_as_current_span(
+                "fail", attributes={"segment.event": "Payment Failed", "user.id": "u2"}
+            ) as failing:
+                failing.set_status(Status(StatusCode.ERROR, "card declined"))
+        others: list[tuple[str, dict[str, str | int]]] = [
+            ("identify", {"segment.traits.plan": "pro"}),
+            ("page", {"segment.name": "Pricing", "segment.category": "Docs"}),
+            ("screen", {}),
+            ("group", {"segment.group_id": "g1", "segment.traits.size": 12}),
+            ("alias", {"segment.previous_id": "anon-1"}),
+        ]
+        for kind, extra in others:
+            attrs = {"segment.type": kind, "enduser.id": "u3", "session.id": "s1", **extra}
+            with tracer.start_as_current_span(f"{kind}-span", attributes=attrs):
+                pass
+        with tracer.start_as_current_span("unmarked", attributes={"http.route": "/"}):
+            pass
+        provider.shutdown()
+        direct, through_gateway = _both(gateway, direct_client, sinks, 8)
+        assert 8 == len(through_gateway)
+        assert direct == through_gateway
+
+    def test_log_records(
+        self, gateway: Gateway, direct_client: Client, sinks: tuple[Sink, Sink]
+    ) -> None:
+        """Event names, markers, bodies, trace ids and attribute kinds map alike."""
+        exporter = OTLPLogExporter(endpoint=f"http://127.0.0.1:{gateway.http_port}/v1/logs")
+        providers = iter(shut_down_after(LoggerProvider(resource=RESOURCE)))
+        provider = next(providers)
+        provider.add_log_record_processor(
+            SimpleLogRecordProcessor(SegmentLogExporter(client=direct_client))
+        )
+        provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
+        logger = provider.get_logger("test")
+        tracer = TracerProvider(shutdown_on_exit=False).get_tracer("test")
+        with tracer.start_as_current_span("request"):
+            logger.emit(
+                event_name="Signed Up",
+                attributes={"enduser.id": "u1", "segment.properties.plan": "pro"},
+            )
+        logger.emit(
+            body={"cart": {"items": 3}, "note": "b"},
+            attributes={"segment.event": "Cart Viewed", "user.id": "u2"},
+        )
+        logger.emit(body="Pricing", attributes={"segment.type": "page", "session.id": "s9"})
+        logger.emit(
+            body="x",
+            attributes={
+                "otel.event.name": "Seen",
+                "enduser.id": "u4",
+                **{f"segment.properties.{k}": v for k, v in _EVERY_KIND.items()},
+            },
+        )
+        logger.emit(body="not analytics", attributes={"enduser.id": "u5"})
+        next(providers, None)
+        direct, through_gateway = _both(gateway, direct_client, sinks, 4)
+        assert 4 == len(through_gateway)
+        assert direct == through_gateway
+
+
+_SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**63 - 1)
+    | st.floats(allow_nan=False)
+    | st.text()
+    | st.binary()
+)
+_ANY_VALUES = st.recursive(
+    _SCALARS,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+class TestAttributeValues:
+    """Every AnyValue kind becomes the value the SDK would hold."""
+
+    @given(st.dictionaries(st.text(), _ANY_VALUES, max_size=6))
+    def test_any_value_trees_convert_exactly(self, values: dict[str, Any]) -> None:
+        """Any nesting of AnyValues converts to the same Python values, exactly."""
+        assert values == attributes(key_values(values))
+
+    def test_every_any_value_kind(self) -> None:
+        """Strings, bools, int64 (exact), doubles, bytes, arrays, key-value lists, empty."""
+        request = logs_request(
+            [{"attributes": {**_EVERY_KIND, "raw": b"\x00\xff", "nested": {"a": [1, {"b": None}]}}}]
+        )
+        record = request.resource_logs[0].scope_logs[0].log_records[0]
+        expected = {**_EVERY_KIND, "raw": b"\x00\xff", "nested": {"a": [1, {"b": None}]}}
+        assert expected == attributes(record.attributes)
+
+    def test_on_the_wire(self, gateway: Gateway, sinks: tuple[Sink, Sink]) -> None:
+        """Bytes go out as text or base64, big ints exactly, nested values as JSON."""
+        props = {
+            "segment.properties.raw": b"\x00\xff",
+            "segment.properties.utf8": "é".encode(),
+            "segment.properties.big": 2**63 - 1,
+            "segment.properties.nested": {"a": [1.5, {"b": True}]},
+        }
+        request = spans_request(
+            [{"attributes": {"segment.event": "E", "enduser.id": "u", **props}}]
+        )
+        response = requests.post(
+            f"http://127.0.0.1:{gateway.http_port}/v1/traces",
+            data=request.SerializeToString(),
+            headers={"Content-Type": "application/x-protobuf"},
+            timeout=10,
+        )
+        assert 200 == response.status_code
+        assert gateway.client.flush(10)
+        assert sinks[1].wait_for_messages(1, 10)
+        properties = sinks[1].messages[0]["properties"]
+        assert ("AP8=", "é", 2**63 - 1, {"a": [1.5, {"b": True}]}) == (
+            properties["raw"],
+            properties["utf8"],
+            properties["big"],
+            properties["nested"],
+        )
