@@ -11,6 +11,7 @@ client, as in segment-analytics-python::
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 from typing import TYPE_CHECKING, Any, Final
 
@@ -80,6 +81,7 @@ __all__ = [  # noqa: RUF022 - plainly sorted (test_module_api), VERSION among th
     "TrackingPlanError",
     "VERSION",
     "__version__",
+    "aflush",
     "alias",
     "annotate",
     "configure",
@@ -272,6 +274,15 @@ def configure(**client_kwargs: Any) -> Client:
 def flush(timeout: float | None = None) -> bool:
     """Block until the default client delivered everything queued so far."""
     return _default.get_client().flush(timeout)
+
+
+async def aflush(timeout: float | None = None) -> bool:  # noqa: ASYNC109 - the promised name
+    """
+    :func:`flush`, awaited without blocking the event loop (see ``Client.aflush``).
+
+    .. versionadded:: 0.2.0
+    """
+    return await asyncio.get_running_loop().run_in_executor(None, flush, timeout)
 
 
 def shutdown(timeout: float | None = None) -> bool:

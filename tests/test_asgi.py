@@ -296,10 +296,6 @@ def _get(port: int, path: str, n: int) -> Any:
 class TestSampledSpans:
     """FastAPI's instrumentation at 1 % sampling: markers set in the endpoint still count."""
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="markers set after a span starts need the identity helper's sampler work",
-    )
     def test_every_marked_request_arrives(
         self, clients: Clients, segment_server: ScriptedServer
     ) -> None:

@@ -375,13 +375,11 @@ class TestDecorationErrors:
             client.tracked("E", **kwargs)(act)
 
     def test_bad_decorator_arguments(self, client: Client) -> None:
-        """Event, ids, client and track_errors are checked before any function is seen."""
+        """Event, client and track_errors are checked before any function is seen."""
         with pytest.raises(ValueError, match="non-empty"):
             tracked("", user_id="u")
         with pytest.raises(TypeError, match="event name"):
             tracked(None, user_id="u")  # type: ignore[arg-type]
-        with pytest.raises(ValueError, match="user_id= or anonymous_id="):
-            tracked("E")
         with pytest.raises(TypeError, match="Client"):
             tracked("E", user_id="u", client="c")  # type: ignore[arg-type]
         with pytest.raises(TypeError, match="track_errors"):
@@ -458,7 +456,8 @@ class TestTrackingNeverRaises:
         [
             ({"user_id": "user.missing"}, "'user.missing' failed at 'missing'"),
             ({"user_id": "user.id", "properties": ["user.nope"]}, "'user.nope'"),
-            ({"user_id": lambda _: None}, "resolved to None"),
+            ({"user_id": lambda _: None}, "needs a user_id or an anonymous_id"),
+            ({}, "needs a user_id or an anonymous_id"),
             ({"user_id": lambda _: object()}, "resolved to a object"),
             ({"user_id": "user.id", "properties": lambda *_: [1]}, "not a mapping"),
             ({"user_id": "user.id", "properties": lambda *_: 1 / 0}, "ZeroDivisionError"),

@@ -154,10 +154,6 @@ class TestPages:
 class TestSampledSpans:
     """Flask's instrumentation at 1 % sampling: markers set in the view still count."""
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="markers set after a span starts need the identity helper's sampler work",
-    )
     def test_every_marked_request_arrives(
         self, clients: Clients, segment_server: ScriptedServer
     ) -> None:

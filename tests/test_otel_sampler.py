@@ -18,7 +18,7 @@ from opentelemetry.sdk.trace.sampling import (
     Sampler,
     TraceIdRatioBased,
 )
-from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, TraceState
+from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags, TraceState
 
 from otel_segment import Client, SegmentSampler, SegmentSpanExporter, SegmentSpanProcessor
 
@@ -177,3 +177,85 @@ class TestDecisions:
         """Anything but a Sampler is refused."""
         with pytest.raises(TypeError, match="root must be an OpenTelemetry Sampler"):
             SegmentSampler(0.5)  # type: ignore[arg-type]
+
+
+class TestLateMarkers:
+    """A request span marked in its handler reaches Segment whatever the trace sampler chose."""
+
+    @staticmethod
+    def _serve(provider: TracerProvider, n: int) -> dict[int, bool]:
+        """*n* server spans marked after they started; span id -> sampled."""
+        tracer = provider.get_tracer("test")
+        sampled: dict[int, bool] = {}
+        for i in range(n):
+            with tracer.start_as_current_span("GET /signup", kind=SpanKind.SERVER) as span:
+                span.set_attribute("segment.event", "Signed Up")  # as a handler does
+                span.set_attribute("enduser.id", f"u{i}")
+                context = span.get_span_context()
+                sampled[context.span_id] = context.trace_flags.sampled
+        return sampled
+
+    def test_hundred_of_hundred_arrive(
+        self, client: Client, segment_server: ScriptedServer
+    ) -> None:
+        """Ratio 0.01: all 100 marked requests arrive; the backend sees only the sampled."""
+        provider = TracerProvider(
+            sampler=SegmentSampler(TraceIdRatioBased(0.01)), shutdown_on_exit=False
+        )
+        backend = InMemorySpanExporter()
+        provider.add_span_processor(SimpleSpanProcessor(backend))
+        provider.add_span_processor(SegmentSpanProcessor(client=client))
+        sampled = self._serve(provider, 100)
+        assert client.flush(5)
+        provider.shutdown()
+
+        assert 100 == len(segment_server.messages)
+        assert {f"u{i}" for i in range(100)} == {m["userId"] for m in segment_server.messages}
+        assert {i for i, yes in sampled.items() if yes} == {
+            span.context.span_id for span in backend.get_finished_spans() if span.context
+        }
+        assert 0 == client.stats()["rejected"]
+
+    def test_without_record_kinds_late_markers_follow_the_sampler(
+        self, client: Client, segment_server: ScriptedServer
+    ) -> None:
+        """record_kinds=(): only the spans the trace sampler kept reach Segment (0.1)."""
+        provider = TracerProvider(
+            sampler=SegmentSampler(TraceIdRatioBased(0.5), record_kinds=()),
+            shutdown_on_exit=False,
+        )
+        provider.add_span_processor(SegmentSpanProcessor(client=client))
+        sampled = self._serve(provider, 20)
+        assert client.flush(5)
+        provider.shutdown()
+
+        assert sum(sampled.values()) == len(segment_server.messages)
+
+    @pytest.mark.parametrize(
+        ("kind", "expected"),
+        [
+            (SpanKind.SERVER, Decision.RECORD_ONLY),
+            (SpanKind.CONSUMER, Decision.RECORD_ONLY),
+            (SpanKind.INTERNAL, Decision.DROP),
+            (SpanKind.CLIENT, Decision.DROP),
+            (None, Decision.DROP),
+        ],
+    )
+    def test_default_kinds(self, kind: SpanKind | None, expected: Decision) -> None:
+        """By default, dropped server and consumer spans stay recording; others are dropped."""
+        result = SegmentSampler(ALWAYS_OFF).should_sample(None, 1, "s", kind=kind)
+
+        assert expected == result.decision
+
+    def test_every_kind(self) -> None:
+        """record_kinds=SpanKind: every dropped span stays recording."""
+        sampler = SegmentSampler(ALWAYS_OFF, record_kinds=SpanKind)
+
+        assert {Decision.RECORD_ONLY} == {
+            sampler.should_sample(None, 1, "s", kind=kind).decision for kind in SpanKind
+        }
+
+    def test_record_kinds_checked(self) -> None:
+        """Anything but SpanKind members is refused."""
+        with pytest.raises(TypeError, match="record_kinds"):
+            SegmentSampler(ALWAYS_OFF, record_kinds=["server"])  # type: ignore[list-item]

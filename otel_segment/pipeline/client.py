@@ -10,6 +10,7 @@ caller's thread never touches the network unless ``sync_mode`` asks for it (OAut
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 from collections.abc import Callable, Mapping
@@ -19,7 +20,7 @@ from opentelemetry import trace as otel_trace
 
 from otel_segment.errors import ClientClosedError, MessageTooLargeError
 from otel_segment.pipeline import capture as _capture
-from otel_segment.pipeline import messages, tracking
+from otel_segment.pipeline import identify, messages, tracking
 from otel_segment.pipeline import options as _options
 from otel_segment.pipeline.assembly import build_processor
 from otel_segment.pipeline.batching import ErrorCallback, in_pipeline
@@ -124,6 +125,10 @@ class Client:
         on_violation: What a violation does: ``"report"`` (count, ``on_error``, send),
             ``"drop"`` (also do not send) or ``"raise"`` (also raise
             :class:`~otel_segment.PlanViolation` from direct calls; sources drop).
+        identity_from_baggage: When nothing else gives a message ids, take them from
+            OpenTelemetry Baggage (``enduser.id``, ``enduser.pseudo.id``), as an upstream
+            service's ``identity(..., baggage=True)`` put them. Off by default: Baggage
+            comes from the caller, so trust it only inside your own services.
 
     Raises:
         TypeError: An option has the wrong type.
@@ -175,6 +180,7 @@ class Client:
         super_properties: Mapping[str, Any] | None = None,
         plan: TrackingPlan | None = None,
         on_violation: OnViolation = "report",
+        identity_from_baggage: bool = False,
     ) -> None:
         # segment-analytics-python 2.4's arguments come first, in its positional order
         # (README, "Migrating"); the resolution of every option lives in ClientConfig.
@@ -383,7 +389,14 @@ class Client:
             raise ClientClosedError("this client was shut down; create a new one")
         hooks = self._hooks
         try:
-            msg = builder(self._base_context, *fields)
+            # Identity (scope, span, Baggage) before the builder validates the ids. A call
+            # that gives its user outside every scope pays one ContextVar.get() for it.
+            base: Mapping[str, Any] = self._base_context
+            if not fields or not fields[0] or builder is messages.alias or identify.SCOPE.get():
+                builder, fields, base = identify.complete(
+                    builder, fields, base, self.config.identity_from_baggage
+                )
+            msg = builder(base, *fields)
             span = otel_trace.get_current_span().get_span_context()
             if span.is_valid and "trace" not in msg["context"]:
                 msg["context"]["trace"] = {
@@ -529,6 +542,40 @@ class Client:
         self._closed = True
         forget_at_exit(self)
         return self._processor.shutdown(remaining(deadline))
+
+    # -- asyncio: the same, awaited without blocking the event loop --------------------
+
+    async def aflush(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109 - the promised name
+        """
+        :meth:`flush`, awaited: the event loop runs on while the queue drains.
+
+        The wait happens on a thread of the loop's default executor; cancelling the
+        awaiting task stops the wait, not the delivery.
+
+        .. versionadded:: 0.2.0
+        """
+        return await asyncio.get_running_loop().run_in_executor(None, self.flush, timeout)
+
+    async def ashutdown(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109 - as aflush
+        """
+        :meth:`shutdown`, awaited without blocking the event loop (as :meth:`aflush`).
+
+        .. versionadded:: 0.2.0
+        """
+        return await asyncio.get_running_loop().run_in_executor(None, self.shutdown, timeout)
+
+    async def __aenter__(self) -> Self:
+        """Use the client in an ``async with`` block; it shuts down on exit."""
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Shut down (as :meth:`ashutdown`), delivering what is queued."""
+        await self.ashutdown()
 
     def every(self, seconds: float, callback: Callable[[], object]) -> Callable[[], None]:
         """

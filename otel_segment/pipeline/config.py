@@ -77,6 +77,7 @@ class ClientConfig:
     super_properties: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     plan: TrackingPlan | None = None
     on_violation: OnViolation = "report"
+    identity_from_baggage: bool = False
 
     @classmethod
     def resolve(cls, **given: Any) -> ClientConfig:
@@ -136,6 +137,9 @@ class ClientConfig:
                 "thread" if given["thread"] is not None else "max_in_flight", max_in_flight
             ),
             exit_timeout=options.seconds("exit_timeout", given["exit_timeout"], allow_zero=True),
+            identity_from_baggage=options.flag(
+                "identity_from_baggage", given["identity_from_baggage"]
+            ),
             log_handler=options.log_handler(given["log_handler"]),
             oauth=oauth_settings(
                 given["oauth_client_id"],

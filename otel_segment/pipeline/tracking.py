@@ -81,11 +81,9 @@ def decorator(
 
     Raises:
         TypeError: An argument has the wrong type.
-        ValueError: *event* is empty or no id is given.
+        ValueError: *event* is empty.
     """
     event = _event_name(event)
-    if user_id is None and anonymous_id is None:
-        raise ValueError(f"tracked({event!r}) needs user_id= or anonymous_id=")
     if not isinstance(track_errors, bool):
         raise TypeError(f"track_errors must be True or False, got {track_errors!r}")
 
@@ -254,8 +252,8 @@ class Tracker:
         anonymous_id = (
             None if self._anonymous_id is None else _id("anonymous_id", self._anonymous_id(bound))
         )
-        if user_id is None and anonymous_id is None:
-            raise ValueError("both user_id and anonymous_id resolved to None")
+        # Neither id: the identity in force at the call gives them (the client fills them
+        # in); with none there either, the client rejects the event (counted, logged).
         properties = {key: path.resolve(bound) for key, path in self._paths}
         if self._compute is not None:
             computed = self._compute(bound, result)

@@ -20,6 +20,7 @@ import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
+from otel_segment.pipeline.identify import without_identity
 from otel_segment.pipeline.options import seconds
 from otel_segment.pipeline.tracking import Decoratable, decorator
 from otel_segment.sources.clients import ClientRef
@@ -65,9 +66,12 @@ def tracked(
 
     If the call raises, the exception propagates unchanged; with *track_errors* the
     event is sent with ``error: True``, ``error_type`` and ``error_message``, without
-    it no event is sent for that call. If an id or a property cannot be resolved
-    (a missing attribute or key, both ids ``None``, a raising callable), the event is
-    not sent: it is counted as rejected and logged, and the call is unaffected. Inside
+    it no event is sent for that call. Without *user_id* and *anonymous_id* (or when
+    both resolve to ``None``), the event takes the identity in force where the call
+    ends: the :func:`~otel_segment.identity` scope, the current span's identity, or
+    Baggage (see :func:`~otel_segment.identity`). If an id or a property cannot be
+    resolved (a missing attribute or key, a raising callable, no identity at all), the
+    event is not sent: it is counted as rejected and logged, and the call is unaffected. Inside
     an active OpenTelemetry span the event carries its trace and span ids (for
     generators, those of the context of the call that made the generator).
 
@@ -77,7 +81,8 @@ def tracked(
             ``"request.user.pk"``, ``"self.owner_id"``; each part after the first a
             mapping key or an attribute), or a callable receiving the bound arguments
             as a dict (defaults applied) and returning the id.
-        anonymous_id: Same, for the anonymous id. One of the two ids is required.
+        anonymous_id: Same, for the anonymous id. Without either, the identity in
+            force at the call gives them.
         properties: A list of dotted paths (each sent under its last part), a
             ``{key: path}`` dict, or a callable ``(bound_arguments, result) -> dict``
             (*result* is ``None`` when the call raised).
@@ -90,10 +95,12 @@ def tracked(
 
     Raises:
         TypeError: An argument has the wrong type.
-        ValueError: *event* is empty, no id is given, or a path's first part is not a
+        ValueError: *event* is empty, or a path's first part is not a
             parameter of the decorated function (raised when decorating).
 
     .. versionadded:: 0.1.0
+    .. versionchanged:: 0.2.0
+       *user_id* and *anonymous_id* may both be omitted.
     """
     ref = ClientRef(client)
     return decorator(
@@ -235,6 +242,7 @@ class _Snapshot:
             client.reject(TypeError(f"{self.where} returned {type(state).__name__}, not a mapping"))
             return
         try:
-            client.message(self._kind, traits=dict(state), **self._fields)
+            with without_identity():  # the installation's state, not a request's user
+                client.message(self._kind, traits=dict(state), **self._fields)
         except Exception as error:  # noqa: BLE001 - counted by the client where it applies
             _logger.warning("%s: the state was not sent: %s", self.where, error)

@@ -12,7 +12,9 @@ client's. The rules are those of DESIGN.md, "Mapping rules":
   ``segment.properties.<k>`` and ``segment.traits.<k>`` become key ``<k>`` (kept flat) of
   properties and traits.
 - The user falls back to ``enduser.id``, then ``user.id``; the anonymous id to
-  ``session.id`` (a span event looks in its own attributes first, then its span's).
+  ``enduser.pseudo.id``, then ``session.id`` (a span event looks in its own attributes
+  first, then its span's). With none of these, the client takes the identity in force
+  where the span ends (:mod:`otel_segment.pipeline.identify`).
 - A track made from a span gets ``duration_ms``, ``status`` (``"ok"``, ``"error"``,
   ``"unset"``), ``error`` (a bool) and, for an error with a description,
   ``error_message`` in its properties, under the span's own ``segment.properties.*``.
@@ -68,7 +70,7 @@ _SCALARS: Final = {
     "segment.previous_id": "previous_id",
 }
 _USER_KEYS: Final = ("segment.user_id", "enduser.id", "user.id")
-_ANONYMOUS_KEYS: Final = ("segment.anonymous_id", "session.id")
+_ANONYMOUS_KEYS: Final = ("segment.anonymous_id", "enduser.pseudo.id", "session.id")
 _VIEW: Final = frozenset({"user_id", "anonymous_id", "name", "category", "properties"})
 _ACCEPTS: Final[dict[object, frozenset[str]]] = {
     "track": frozenset({"user_id", "anonymous_id", "event", "properties"}),
