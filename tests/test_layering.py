@@ -187,11 +187,8 @@ class TestLayering:
             for name, path in all_modules().items()
             if len(path.read_text(encoding="utf-8").splitlines()) > 420
         }
-        assert set() == long - NOT_YET_SPLIT
+        assert set() == long
 
-
-NOT_YET_SPLIT: Final = {"pipeline.client"}
-"""Modules still over the limit, to be split (issue 11); the list only shrinks."""
 
 MODULES: Final = {
     "__init__",

@@ -11,10 +11,8 @@ caller's thread never touches the network unless ``sync_mode`` asks for it (OAut
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Final, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from opentelemetry import trace as otel_trace
 
@@ -24,9 +22,11 @@ from otel_segment.pipeline import identify, messages, tracking
 from otel_segment.pipeline import options as _options
 from otel_segment.pipeline.assembly import build_processor
 from otel_segment.pipeline.batching import ErrorCallback, in_pipeline
+from otel_segment.pipeline.calls import Id, JSONMapping, Result, SegmentCalls
 from otel_segment.pipeline.config import MAX_SEGMENT_BATCH_BYTES, ClientConfig
 from otel_segment.pipeline.encoding import dumps
 from otel_segment.pipeline.hooks import message_hooks
+from otel_segment.pipeline.intake import RequestIntake
 from otel_segment.pipeline.lifecycle import (
     deadline_after,
     drain_at_exit,
@@ -39,9 +39,8 @@ from otel_segment.pipeline.periodic import Periodic
 from otel_segment.pipeline.spool import DEFAULT_SPOOL_MAX_BYTES
 
 if TYPE_CHECKING:
-    import datetime as dt
     import os
-    from collections.abc import Sequence
+    from collections.abc import Callable, Mapping, Sequence
     from types import TracebackType
 
     from otel_segment.pipeline.config import OnViolation
@@ -53,18 +52,16 @@ __all__ = [
     "ENV_HOST",
     "ENV_WRITE_KEY",
     "Client",
+    "Id",
+    "JSONMapping",
+    "Result",
     "in_pipeline",
 ]
 
 _logger = logging.getLogger("otel_segment")
 
 
-Id = str | int | float | None
-JSONMapping = Mapping[str, Any] | None
-Result = tuple[bool, messages.Message]
-
-
-class Client:
+class Client(SegmentCalls, RequestIntake):
     """
     Sends Segment Spec messages through one batching pipeline.
 
@@ -185,7 +182,7 @@ class Client:
         # segment-analytics-python 2.4's arguments come first, in its positional order
         # (README, "Migrating"); the resolution of every option lives in ClientConfig.
         config = ClientConfig.resolve(**{k: v for k, v in locals().items() if k != "self"})
-        self.config: Final = config
+        self.config = config
         # segment-analytics-python's client attributes, echoing what was passed.
         self.write_key = config.write_key
         self.host = config.host
@@ -211,169 +208,6 @@ class Client:
             f"flush_interval={self.config.flush_interval}, sync_mode={self.sync_mode}, "
             f"send={self.send}, closed={self._closed})"
         )
-
-    # -- the six calls ---------------------------------------------------------------
-
-    def track(
-        self,
-        user_id: Id = None,
-        event: str | None = None,
-        properties: JSONMapping = None,
-        context: JSONMapping = None,
-        timestamp: dt.datetime | float | None = None,
-        anonymous_id: Id = None,
-        integrations: JSONMapping = None,
-        message_id: str | None = None,
-    ) -> Result:
-        """
-        Record that a user did *event*.
-
-        Returns:
-            ``(accepted, message)``: whether the message was queued (or, in
-            ``sync_mode``, delivered), and the message as it goes on the wire
-            (values JSON cannot hold appear as given; the wire has them converted).
-
-        Raises:
-            TypeError: A field has the wrong type.
-            ValueError: *event* is empty, or neither *user_id* nor *anonymous_id* is given.
-            ClientClosedError: The client was shut down.
-        """
-        return self._send(
-            messages.track,
-            (
-                user_id,
-                event,
-                properties,
-                context,
-                timestamp,
-                anonymous_id,
-                integrations,
-                message_id,
-            ),
-        )
-
-    def identify(
-        self,
-        user_id: Id = None,
-        traits: JSONMapping = None,
-        context: JSONMapping = None,
-        timestamp: dt.datetime | float | None = None,
-        anonymous_id: Id = None,
-        integrations: JSONMapping = None,
-        message_id: str | None = None,
-    ) -> Result:
-        """Tie a user to their *traits*; returns ``(accepted, message)`` like :meth:`track`."""
-        return self._send(
-            messages.identify,
-            (user_id, traits, context, timestamp, anonymous_id, integrations, message_id),
-        )
-
-    def page(
-        self,
-        user_id: Id = None,
-        category: str | None = None,
-        name: str | None = None,
-        properties: JSONMapping = None,
-        context: JSONMapping = None,
-        timestamp: dt.datetime | float | None = None,
-        anonymous_id: Id = None,
-        integrations: JSONMapping = None,
-        message_id: str | None = None,
-    ) -> Result:
-        """Record a web page view; returns ``(accepted, message)`` like :meth:`track`."""
-        return self._send(
-            messages.page,
-            (
-                user_id,
-                category,
-                name,
-                properties,
-                context,
-                timestamp,
-                anonymous_id,
-                integrations,
-                message_id,
-            ),
-        )
-
-    def screen(
-        self,
-        user_id: Id = None,
-        category: str | None = None,
-        name: str | None = None,
-        properties: JSONMapping = None,
-        context: JSONMapping = None,
-        timestamp: dt.datetime | float | None = None,
-        anonymous_id: Id = None,
-        integrations: JSONMapping = None,
-        message_id: str | None = None,
-    ) -> Result:
-        """Record an app screen view; returns ``(accepted, message)`` like :meth:`track`."""
-        return self._send(
-            messages.screen,
-            (
-                user_id,
-                category,
-                name,
-                properties,
-                context,
-                timestamp,
-                anonymous_id,
-                integrations,
-                message_id,
-            ),
-        )
-
-    def group(
-        self,
-        user_id: Id = None,
-        group_id: Id = None,
-        traits: JSONMapping = None,
-        context: JSONMapping = None,
-        timestamp: dt.datetime | float | None = None,
-        anonymous_id: Id = None,
-        integrations: JSONMapping = None,
-        message_id: str | None = None,
-    ) -> Result:
-        """Put a user in *group_id*; returns ``(accepted, message)`` like :meth:`track`."""
-        return self._send(
-            messages.group,
-            (user_id, group_id, traits, context, timestamp, anonymous_id, integrations, message_id),
-        )
-
-    def alias(
-        self,
-        previous_id: Id = None,
-        user_id: Id = None,
-        context: JSONMapping = None,
-        timestamp: dt.datetime | float | None = None,
-        integrations: JSONMapping = None,
-        message_id: str | None = None,
-    ) -> Result:
-        """Merge *previous_id* into *user_id*; returns ``(accepted, message)``."""
-        return self._send(
-            messages.alias,
-            (previous_id, user_id, context, timestamp, integrations, message_id),
-        )
-
-    def message(self, type: str, **fields: Any) -> Result:
-        """
-        Send a message of *type* (``"track"``, ``"identify"`` ...) from keyword *fields*.
-
-        The entry point for sources that decide the type at run time (log records,
-        spans); the fields are those of the matching call. A message breaking the
-        tracking plan is never raised from here, whatever ``on_violation`` says: it is
-        dropped (and reported) instead.
-
-        Raises:
-            ValueError: *type* is not one of the six Segment calls.
-        """
-        builder = _BUILDERS.get(type)
-        if builder is None:
-            raise ValueError(
-                f"type must be one of {', '.join(messages.MESSAGE_TYPES)}, got {type!r}"
-            )
-        return self._send(functools.partial(builder, **fields), (), raising=False)
 
     # -- the pipeline ----------------------------------------------------------------
 
@@ -430,83 +264,6 @@ class Client:
         if self.sync_mode:
             return self._processor.send_now(data), msg
         return self._processor.enqueue(data), msg
-
-    # -- whole requests, all or nothing (the gateway) ----------------------------------
-
-    def encode(self, type: str, **fields: Any) -> bytes | None:
-        """
-        Build, check and encode a message as :meth:`message` would, without queueing it.
-
-        For :meth:`enqueue_all`. The client's hooks apply (super properties,
-        ``before_send``, the tracking plan, as for a source: never raising a plan
-        violation). Ids of the active span are not added: such a source carries its own
-        in ``context.trace``. An invalid or oversize message is counted in
-        ``stats()["rejected"]``.
-
-        Returns:
-            The encoded message, or ``None`` when a hook dropped it (counted there).
-
-        Raises:
-            TypeError: A field has the wrong type.
-            ValueError: *type* is unknown or a field is invalid;
-                :class:`~otel_segment.MessageTooLargeError` over *max_message_bytes*.
-            ClientClosedError: The client was shut down.
-        """
-        builder = _BUILDERS.get(type)
-        if builder is None:
-            self._processor.reporter.count("rejected")
-            raise ValueError(
-                f"type must be one of {', '.join(messages.MESSAGE_TYPES)}, got {type!r}"
-            )
-        if self._closed:
-            raise ClientClosedError("this client was shut down; create a new one")
-        hooks = self._hooks
-        try:
-            msg = builder(self._base_context, **fields)
-            data = dumps(msg) if hooks is None else None
-        except (TypeError, ValueError):
-            self._processor.reporter.count("rejected")
-            raise
-        except Exception as exc:  # as in _send: a value raised where no field check caught it
-            self._processor.reporter.count("rejected")
-            raise messages.unreadable(exc) from exc
-        if hooks is not None:
-            msg, data = hooks(msg, False)  # noqa: FBT003 - the runner takes it positionally
-            if data is None:
-                return None
-        if data is not None and len(data) > self.config.max_message_bytes:
-            self._processor.reporter.count("rejected")
-            raise MessageTooLargeError(
-                f"{type} message is {len(data)} bytes encoded; "
-                f"max_message_bytes is {self.config.max_message_bytes}"
-            )
-        return data
-
-    def enqueue_all(self, encoded: Sequence[bytes]) -> bool:
-        """
-        Queue every message of *encoded* (from :meth:`encode`), or none of them.
-
-        Returns:
-            ``False`` when the queue lacks room for all of them: nothing was queued and
-            nothing is counted as dropped; the caller still holds them.
-
-        Raises:
-            ClientClosedError: The client was shut down.
-        """
-        if self._closed:
-            raise ClientClosedError("this client was shut down; create a new one")
-        if _capture.active:  # testing.capture(): recorded; sent only if it says so
-            encoded = [data for data in encoded if _capture.record(data)]
-        return True if not self.send or not encoded else self._processor.enqueue_all(encoded)
-
-    def wait_durable(self, timeout: float | None = None) -> bool:
-        """
-        Block until every message queued so far is committed to the spool.
-
-        Returns:
-            Whether that happened within *timeout* seconds; ``True`` at once without a spool.
-        """
-        return self._processor.backlog.wait_durable(timeout)
 
     def reject(self, error: Exception) -> None:
         """
@@ -647,13 +404,3 @@ class Client:
     ) -> None:
         """Shut down, delivering what is queued."""
         self.shutdown()
-
-
-_BUILDERS: Final[dict[str, Callable[..., messages.Message]]] = {
-    "track": messages.track,
-    "identify": messages.identify,
-    "page": messages.page,
-    "screen": messages.screen,
-    "group": messages.group,
-    "alias": messages.alias,
-}
