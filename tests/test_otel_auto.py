@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -128,6 +129,30 @@ class TestReadmeLines:
         assert ["Logged In"] == [
             m["event"] for m in segment_server.messages if m["event"] != "Signed Up"
         ]
+
+    def test_sigterm_drains_with_the_variable(
+        self, segment_server: ScriptedServer, tmp_path: Path
+    ) -> None:
+        """OTEL_SEGMENT_DRAIN_ON_SIGNALS=true: a SIGTERM delivers what is queued, then ends."""
+        segment_server.respond_many(429, 3, headers={"Retry-After": "0"})  # keep it queued
+        child = instrumented(
+            tmp_path,
+            segment_server,
+            "--wait",
+            OTEL_TRACES_EXPORTER="segment",
+            OTEL_LOGS_EXPORTER="segment",
+            OTEL_SEGMENT_DRAIN_ON_SIGNALS="true",
+            SEGMENT_WRITE_KEY="k",
+        )
+        try:
+            assert child.stdout is not None
+            assert "ready\n" == child.stdout.readline()
+        finally:
+            child.terminate()
+            child.communicate(timeout=30)
+
+        assert -signal.SIGTERM == child.returncode  # the default action, handed on
+        assert 101 == len(segment_server.messages)
 
 
 class TestSamplers:

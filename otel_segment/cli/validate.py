@@ -21,6 +21,7 @@ import orjson
 from otel_segment.cli.replay_lines import Skipped, TimeZone, parse_line
 from otel_segment.errors import FieldViolation, TrackingPlanError
 from otel_segment.pipeline import messages
+from otel_segment.pipeline.calls import BUILDERS
 from otel_segment.pipeline.encoding import dumps
 from otel_segment.plans import TrackingPlan
 
@@ -34,14 +35,6 @@ _EXAMPLES: Final = 3
 _MAX_KEYS: Final = 10_000
 """Distinct (event, field, rule) kept in the summary; beyond, counted as ``(other)``."""
 _PROGRESS_EVERY: Final = 4096
-_BUILDERS: Final[dict[str, Callable[..., messages.Message]]] = {
-    "track": messages.track,
-    "identify": messages.identify,
-    "page": messages.page,
-    "screen": messages.screen,
-    "group": messages.group,
-    "alias": messages.alias,
-}
 _BASE_CONTEXT: Final = {"library": messages.LIBRARY}
 _LOCAL_TIME: Final = TimeZone()
 _EPILOG: Final = """\
@@ -207,7 +200,7 @@ def _message(line: bytes, number: int, reading: Reading, where: str) -> dict[str
     if not isinstance(record, dict):
         reading.ignored += 1
         return None
-    if record.get("type") in _BUILDERS:
+    if record.get("type") in BUILDERS:
         return record
     if "segment" not in record:
         reading.ignored += 1
@@ -222,7 +215,7 @@ def _annotated(line: bytes, number: int, reading: Reading, where: str) -> dict[s
         reading.bad(where)
         return None
     try:
-        built = _BUILDERS[parsed.kind](_BASE_CONTEXT, **parsed.fields)
+        built = BUILDERS[parsed.kind](_BASE_CONTEXT, **parsed.fields)
         wire: dict[str, Any] = orjson.loads(dumps(built))
     except (TypeError, ValueError, KeyError):
         reading.bad(where)

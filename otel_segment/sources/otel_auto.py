@@ -24,6 +24,7 @@ package:
 from __future__ import annotations
 
 import logging
+import os
 from typing import TYPE_CHECKING, Final
 
 from opentelemetry import _logs, trace
@@ -39,6 +40,7 @@ from opentelemetry.sdk.trace.sampling import (
     TraceIdRatioBased,
 )
 
+from otel_segment.pipeline.signals import drain_on_signals
 from otel_segment.sources.otel import (
     SegmentLogExporter,
     SegmentSampler,
@@ -61,6 +63,7 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.trace import ReadableSpan
 
 __all__ = [
+    "DRAIN_ON_SIGNALS_ENV",
     "SAMPLERS",
     "AutoLogExporter",
     "AutoSpanExporter",
@@ -73,9 +76,26 @@ __all__ = [
 
 _logger = logging.getLogger("otel_segment")
 
+DRAIN_ON_SIGNALS_ENV: Final = "OTEL_SEGMENT_DRAIN_ON_SIGNALS"
+"""``true``: the configurator installs :func:`~otel_segment.drain_on_signals`."""
+
 
 class SegmentConfigurator(_OTelSDKConfigurator):
-    """The SDK's configuration from ``OTEL_*`` variables, for ``opentelemetry-instrument``."""
+    """
+    The SDK's configuration from ``OTEL_*`` variables, for ``opentelemetry-instrument``.
+
+    With ``OTEL_SEGMENT_DRAIN_ON_SIGNALS=true`` it also calls
+    :func:`~otel_segment.drain_on_signals`, so a SIGTERM (or Ctrl-C) drains what the
+    client still holds before the process ends, with no code in the application.
+    """
+
+    def _configure(self, **kwargs: object) -> None:
+        super()._configure(**kwargs)
+        if os.environ.get(DRAIN_ON_SIGNALS_ENV, "").strip().lower() in {"1", "true", "yes"}:
+            try:
+                drain_on_signals()
+            except ValueError as error:  # not the main thread: say so, start anyway
+                _logger.warning("%s is set but was not applied: %s", DRAIN_ON_SIGNALS_ENV, error)
 
 
 class AutoSpanExporter(SpanExporter):
