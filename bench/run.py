@@ -2,14 +2,16 @@
 Benchmark otel_segment against segment-analytics-python, side by side, in one invocation.
 
 Usage: ``python bench/run.py [--rounds N] [--skip-bridges]`` (``nox -s bench -- --rounds 1``);
-``python bench/run.py quality`` runs only ``bench/quality.py`` (plans, before_send, validate).
+``python bench/run.py quality`` runs only ``bench/quality.py`` (plans, before_send, validate);
+``identity`` and ``integrations`` likewise run only ``bench/identity.py`` / ``integrations.py``.
 ``python bench/run.py gateway [options]`` runs the gateway benchmark (``bench/gateway.py``).
 
 Starts two sink processes (one answering at once, one after 50 ms), then runs
 ``bench/core.py`` for each library and scenario, each in a fresh process, alternating the
 libraries' order from round to round; prints the median of each figure with its ratio to
 segment-analytics-python, the target and PASS/MISS, and a last line ``RESULT {json}``.
-Then runs every ``bench/bridge_*.py`` and ``bench/quality.py`` and prints what each printed.
+Then runs every ``bench/bridge_*.py``, ``bench/identity.py``, ``bench/integrations.py`` and
+``bench/quality.py`` and prints what each printed.
 See bench/README.md.
 """
 
@@ -37,6 +39,7 @@ SCENARIOS: Final = ("burst", "latency")
 LATENCY_SECONDS: Final = 0.05
 WORKER_TIMEOUT_SECONDS: Final = 300
 BRIDGE_TIMEOUT_SECONDS: Final = 600
+SUITES: Final = ("identity", "integrations", "quality")
 
 Results = dict[str, dict[str, dict[str, float]]]  # scenario -> library -> figure -> median
 
@@ -167,9 +170,9 @@ def print_table(results: Results, rounds: int) -> dict[str, bool]:
 
 
 def run_bridges(scripts: list[Path] | None = None) -> None:
-    """Run every ``bench/bridge_*.py`` and ``bench/quality.py`` (or *scripts*); print output."""
+    """Run every ``bench/bridge_*.py`` and the 0.2 suites (or *scripts*); print their output."""
     if scripts is None:
-        scripts = [*sorted(HERE.glob("bridge_*.py")), HERE / "quality.py"]
+        scripts = [*sorted(HERE.glob("bridge_*.py")), *(HERE / f"{name}.py" for name in SUITES)]
     for script in scripts:
         print(f"\n== {script.name} ==", flush=True)
         try:
@@ -199,11 +202,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="runs per figure (median)")
     parser.add_argument("--skip-bridges", action="store_true", help="only the core table")
     parser.add_argument(
-        "suite", nargs="?", choices=("quality",), help="run only this suite (bench/quality.py)"
+        "suite", nargs="?", choices=SUITES, help="run only this suite (bench/SUITE.py)"
     )
     args = parser.parse_args()
-    if args.suite == "quality":
-        run_bridges([HERE / "quality.py"])
+    if args.suite is not None:
+        run_bridges([HERE / f"{args.suite}.py"])
         return
     load = os.getloadavg()[0]
     print(f"python {platform.python_version()}, {os.cpu_count()} CPUs, load {load:.2f}")
