@@ -27,7 +27,7 @@ from otel_segment.plans import TrackingPlan
 
 if TYPE_CHECKING:
     import argparse
-    from collections.abc import Callable, Iterator, Sequence
+    from collections.abc import Iterator, Sequence
 
 __all__ = ["Line", "add_validate", "read_messages", "run_validate"]
 
