@@ -90,7 +90,7 @@ class SegmentConfigurator(_OTelSDKConfigurator):
     """
 
     def _configure(self, **kwargs: object) -> None:
-        super()._configure(**kwargs)
+        super()._configure(**kwargs)  # type: ignore[no-untyped-call]  # the SDK leaves it untyped
         if os.environ.get(DRAIN_ON_SIGNALS_ENV, "").strip().lower() in {"1", "true", "yes"}:
             try:
                 drain_on_signals()
