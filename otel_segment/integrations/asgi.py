@@ -99,6 +99,13 @@ class SegmentMiddleware:
         if opened is None:
             await self.app(scope, receive, self._flushing(send) if kind == "lifespan" else send)
             return
+        pages = self._pages
+        if pages is None:  # nothing to learn from the response: pass send through
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                opened.__exit__(None, None, None)
+            return
         started = time.perf_counter()
         status = 500  # unless the app starts a response
 
@@ -112,8 +119,7 @@ class SegmentMiddleware:
             await self.app(scope, receive, send_status)
         finally:
             try:
-                if self._pages is not None:
-                    self._pages.send(_page_name(scope), status, started)
+                pages.send(_page_name(scope), status, started)
             finally:
                 opened.__exit__(None, None, None)
 
