@@ -86,7 +86,9 @@ def identity_cost(iterations: int, rounds: int) -> dict[str, float]:
     def step_in_scope() -> None:
         with otel_segment.identity(user_id="user-1234"):
             for _ in range(100):
-                identify.complete(messages.track, no_ids, base, from_baggage=False)
+                identify.complete(
+                    messages.track, no_ids, base, from_baggage=False, scope=identify.SCOPE.get()
+                )
 
     def scoped(**scope: Any) -> Callable[[], object]:
         def call() -> None:

@@ -226,9 +226,10 @@ class Client(SegmentCalls, RequestIntake):
             # Identity (scope, span, Baggage) before the builder validates the ids. A call
             # that gives its user outside every scope pays one ContextVar.get() for it.
             base: Mapping[str, Any] = self._base_context
-            if not fields or not fields[0] or builder is messages.alias or identify.SCOPE.get():
+            scope = identify.SCOPE.get()
+            if scope is not None or not fields or not fields[0] or builder is messages.alias:
                 builder, fields, base = identify.complete(
-                    builder, fields, base, self.config.identity_from_baggage
+                    builder, fields, base, self.config.identity_from_baggage, scope
                 )
             msg = builder(base, *fields)
             span = otel_trace.get_current_span().get_span_context()
