@@ -3,16 +3,25 @@ The gateway maps OTLP exactly as the in-process bridges map SDK spans and log re
 
 The same spans and log records go through SegmentSpanProcessor / SegmentLogExporter
 and, through the OpenTelemetry SDK's own OTLP/HTTP exporters, through the gateway; the
-messages that reach the two sinks are equal but for messageId.
+messages that reach the two sinks are equal but for the messageIds of log records
+(a span's is derived from its ids, in process and through the gateway alike).
 """
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 import pytest
 import requests
-from _gateway import gateway_client, key_values, logs_request, serving, spans_request
+from _gateway import (
+    gateway_client,
+    key_values,
+    logs_request,
+    otlp_json,
+    serving,
+    spans_request,
+)
 from _helpers import WRITE_KEY
 from _otel import RESOURCE, shut_down_after
 from hypothesis import given
@@ -26,7 +35,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import Status, StatusCode
 
 from otel_segment import Client, SegmentLogExporter, SegmentSpanProcessor
-from otel_segment.gateway.records import attributes
+from otel_segment.gateway.records import attributes, log_records
 from otel_segment.sink import Sink
 
 if TYPE_CHECKING:
@@ -70,6 +79,10 @@ def _comparable(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The messages without messageId, in a stable order."""
     kept = [{k: v for k, v in message.items() if k != "messageId"} for message in messages]
     return sorted(kept, key=lambda m: (m["timestamp"], m["type"], str(m.get("event"))))
+
+
+def _ids(messages: list[dict[str, Any]]) -> set[str]:
+    return {message["messageId"] for message in messages}
 
 
 def _both(gateway: Gateway, client: Client, sinks: tuple[Sink, Sink], n: int) -> tuple[Any, Any]:
@@ -116,6 +129,7 @@ class TestSameMapping:
         direct, through_gateway = _both(gateway, direct_client, sinks, 8)
         assert 8 == len(through_gateway)
         assert direct == through_gateway
+        assert _ids(sinks[0].messages) == _ids(sinks[1].messages)
 
     def test_log_records(
         self, gateway: Gateway, direct_client: Client, sinks: tuple[Sink, Sink]
@@ -214,3 +228,96 @@ class TestAttributeValues:
             properties["big"],
             properties["nested"],
         )
+
+
+def _post(gateway: Gateway, path: str, body: bytes, kind: str) -> None:
+    response = requests.post(
+        f"http://127.0.0.1:{gateway.http_port}{path}",
+        data=body,
+        headers={"Content-Type": kind},
+        timeout=10,
+    )
+    assert 200 == response.status_code
+
+
+def _mapped_ids(records: list[dict[str, Any]]) -> list[str]:
+    """The messageIds the gateway gives *records* (one logs request)."""
+    found = []
+    for mapped in log_records(logs_request(records)):
+        assert isinstance(mapped, list)
+        found.extend(fields["message_id"] for _kind, fields in mapped)
+    return found
+
+
+_RECORDS = st.lists(
+    st.fixed_dictionaries(
+        {
+            "event_name": st.sampled_from(["Signed Up", "Seen"]),
+            "time_unix_nano": st.integers(min_value=0, max_value=2**64 - 1),
+            "attributes": st.dictionaries(st.sampled_from(["a", "b", "user.id"]), _SCALARS),
+        },
+        optional={"body": _ANY_VALUES, "trace_id": st.binary(min_size=16, max_size=16)},
+    ),
+    max_size=8,
+)
+
+
+class TestMessageIds:
+    """A record sent twice gets the same messageId twice, so Segment drops the copy."""
+
+    def test_log_records_sent_twice(self, gateway: Gateway, sinks: tuple[Sink, Sink]) -> None:
+        """The same logs request as protobuf, again, then as OTLP JSON: the same three ids."""
+        request = logs_request(
+            [{"event_name": "Signed Up", "attributes": {"enduser.id": f"u{n}"}} for n in range(3)]
+        )
+        protobuf = request.SerializeToString()
+        _post(gateway, "/v1/logs", protobuf, "application/x-protobuf")
+        _post(gateway, "/v1/logs", protobuf, "application/x-protobuf")
+        _post(gateway, "/v1/logs", json.dumps(otlp_json(request)).encode(), "application/json")
+        assert gateway.client.flush(10)
+        assert sinks[1].wait_for_messages(9, 10)
+        ids = [message["messageId"] for message in sinks[1].messages]
+        assert 3 == len(set(ids))
+        assert [ids[:3]] * 3 == [ids[0:3], ids[3:6], ids[6:9]]
+
+    def test_spans_sent_twice(self, gateway: Gateway, sinks: tuple[Sink, Sink]) -> None:
+        """A span and its marked events: one id each, the same on a retry (protobuf, JSON)."""
+        request = spans_request(
+            [{"attributes": {"segment.event": "E", "enduser.id": f"u{n}"}} for n in range(2)]
+        )
+        event = request.resource_spans[0].scope_spans[0].spans[0].events.add()
+        event.name = "Coupon Applied"
+        event.time_unix_nano = 1
+        event.attributes.extend(key_values({"segment.event": "Coupon Applied"}))
+        protobuf = request.SerializeToString()
+        _post(gateway, "/v1/traces", protobuf, "application/x-protobuf")
+        _post(gateway, "/v1/traces", json.dumps(otlp_json(request)).encode(), "application/json")
+        assert gateway.client.flush(10)
+        assert sinks[1].wait_for_messages(6, 10)
+        ids = [message["messageId"] for message in sinks[1].messages]
+        assert 3 == len(set(ids))
+        assert ids[:3] == ids[3:]
+
+    def test_own_message_id_wins(self) -> None:
+        """A record's segment.message_id attribute is its messageId."""
+        records = [{"event_name": "Seen", "attributes": {"segment.message_id": "mine"}}]
+        assert ["mine"] == _mapped_ids(records)
+
+    @given(_RECORDS)
+    def test_distinct_records_get_distinct_ids(self, records: list[dict[str, Any]]) -> None:
+        """Records that differ in anything get different ids; identical ones the same."""
+        ids = _mapped_ids(records)
+        for first, one in enumerate(records):
+            for second, other in enumerate(records):
+                assert (ids[first] == ids[second]) == (_same(one, other))
+
+    def test_identical_records_share_an_id(self) -> None:
+        """Two records alike to the nanosecond cannot be told apart: Segment keeps one."""
+        record = {"event_name": "Seen", "time_unix_nano": 5, "attributes": {"a": 1}}
+        first, second = _mapped_ids([record, record])
+        assert first == second
+
+
+def _same(one: dict[str, Any], other: dict[str, Any]) -> bool:
+    """Whether two entries make byte-identical log records."""
+    return logs_request([one]).SerializeToString() == logs_request([other]).SerializeToString()

@@ -20,6 +20,7 @@ float, bytes, list (arrays) or dict (key-value lists); an empty value ``None``.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final, NamedTuple, cast
 
@@ -27,7 +28,11 @@ from opentelemetry.trace import StatusCode
 from pythonjsonlogger.core import RESERVED_ATTRS
 
 from otel_segment.sources.handler import ANNOTATION_KEY, annotation_fields
-from otel_segment.sources.otel_mapping import log_record_messages, span_messages
+from otel_segment.sources.otel_mapping import (
+    derived_message_id,
+    log_record_messages,
+    span_messages,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
@@ -43,7 +48,7 @@ if TYPE_CHECKING:
 
     from otel_segment.sources.otel_mapping import Fields
 
-__all__ = ["Mapped", "attributes", "log_records", "spans", "value"]
+__all__ = ["Mapped", "attributes", "log_record_id", "log_records", "spans", "value"]
 
 Mapped = list[tuple[object, "Fields"]] | Exception
 """One record's ``(type, fields)`` pairs (none: not marked), or why it could not be mapped."""
@@ -175,12 +180,33 @@ def log_records(request: ExportLogsServiceRequest) -> Iterator[Mapped]:
     """Each log record of *request*, mapped (in order)."""
     for resource_logs in request.resource_logs:
         resource = _Resource(attributes(resource_logs.resource.attributes))
+        # A log record's messageId hashes its resource's bytes with its own.
+        salt = hashlib.blake2b(
+            resource_logs.resource.SerializeToString(deterministic=True), digest_size=16
+        ).digest()
         for scope_logs in resource_logs.scope_logs:
             for record in scope_logs.log_records:
                 try:
-                    yield _log_record(record, resource)
+                    mapped = _log_record(record, resource)
+                    for _kind, fields in mapped:
+                        if not fields.get("message_id"):
+                            fields["message_id"] = log_record_id(salt, record)
+                    yield mapped
                 except Exception as error:  # noqa: BLE001 - a bad record costs that record only
                     yield error
+
+
+def log_record_id(salt: bytes, record: LogRecord) -> str:
+    """
+    The messageId of a log record with no ``segment.message_id``: from its content.
+
+    A hash of the record's protobuf bytes (its times, trace and span ids, severity, body,
+    attributes, flags and event name) after *salt* (its resource's digest). The same
+    record sent again, as protobuf or as OTLP JSON, gets the same id; records that differ
+    in anything get different ids; two records identical in everything, the same
+    nanosecond included, get the same id (Segment keeps one of them).
+    """
+    return derived_message_id(salt + record.SerializeToString(deterministic=True))
 
 
 def _log_record(record: LogRecord, resource: _Resource) -> list[tuple[object, Fields]]:

@@ -20,11 +20,15 @@ client's. The rules are those of DESIGN.md, "Mapping rules":
   ``error_message`` in its properties, under the span's own ``segment.properties.*``.
 - Resource ``service.name`` / ``service.version`` become ``context.app``; the trace and
   span ids ``context.trace`` (as the client writes them for messages sent in a span).
+- ``segment.message_id`` sets the messageId; without it, a span's message gets one derived
+  from its trace and span ids (and, for a span event, the event's position), so the same
+  span mapped twice (an exporter's retry through the gateway) is deduplicated by Segment.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
@@ -38,6 +42,7 @@ __all__ = [
     "EVENT_KEY",
     "TYPE_KEY",
     "Fields",
+    "derived_message_id",
     "is_marked",
     "log_record_messages",
     "plain",
@@ -68,17 +73,20 @@ _SCALARS: Final = {
     "segment.category": "category",
     "segment.group_id": "group_id",
     "segment.previous_id": "previous_id",
+    "segment.message_id": "message_id",
 }
 _USER_KEYS: Final = ("segment.user_id", "enduser.id", "user.id")
 _ANONYMOUS_KEYS: Final = ("segment.anonymous_id", "enduser.pseudo.id", "session.id")
-_VIEW: Final = frozenset({"user_id", "anonymous_id", "name", "category", "properties"})
+_VIEW: Final = frozenset(
+    {"user_id", "anonymous_id", "name", "category", "properties", "message_id"}
+)
 _ACCEPTS: Final[dict[object, frozenset[str]]] = {
-    "track": frozenset({"user_id", "anonymous_id", "event", "properties"}),
-    "identify": frozenset({"user_id", "anonymous_id", "traits"}),
+    "track": frozenset({"user_id", "anonymous_id", "event", "properties", "message_id"}),
+    "identify": frozenset({"user_id", "anonymous_id", "traits", "message_id"}),
     "page": _VIEW,
     "screen": _VIEW,
-    "group": frozenset({"user_id", "anonymous_id", "group_id", "traits"}),
-    "alias": frozenset({"user_id", "previous_id"}),
+    "group": frozenset({"user_id", "anonymous_id", "group_id", "traits", "message_id"}),
+    "alias": frozenset({"user_id", "previous_id", "message_id"}),
 }
 _STATUS: Final = {StatusCode.UNSET: "unset", StatusCode.OK: "ok", StatusCode.ERROR: "error"}
 _UNKNOWN_SERVICE: Final = "unknown_service"
@@ -130,21 +138,48 @@ def span_messages(span: ReadableSpan) -> list[tuple[object, Fields]]:
     """
     attributes, all_events = _unwrapped(span)
     marked = TYPE_KEY in attributes or EVENT_KEY in attributes
-    events = [event for event in all_events if is_marked(event.attributes)] if all_events else []
+    events = (
+        [(n, event) for n, event in enumerate(all_events, 1) if is_marked(event.attributes)]
+        if all_events
+        else []
+    )
     if not marked and not events:
         return []
     ids = span.context
-    context = _context(span.resource, ids.trace_id if ids else 0, ids.span_id if ids else 0)
+    trace_id, span_id = (ids.trace_id, ids.span_id) if ids else (0, 0)
+    context = _context(span.resource, trace_id, span_id)
     found: list[tuple[object, Fields]] = []
     if marked:
         kind, fields = _fields(attributes, span.name, None, context, span.end_time)
         if kind == "track":
             fields["properties"] = {**_span_outcome(span), **fields["properties"]}
+        _identify_span_message(fields, trace_id, span_id, 0)
         found.append((kind, fields))
-    for event in events:
+    for number, event in events:
         event_attributes = plain(event.attributes)
-        found.append(_fields(event_attributes, event.name, attributes, context, event.timestamp))
+        pair = _fields(event_attributes, event.name, attributes, context, event.timestamp)
+        _identify_span_message(pair[1], trace_id, span_id, number)
+        found.append(pair)
     return found
+
+
+def derived_message_id(identity: bytes) -> str:
+    """
+    A messageId derived from *identity*: a UUID (version 8) from 16 bytes of its BLAKE2b.
+
+    The same *identity* always gives the same id, so a record sent twice is deduplicated
+    by Segment; distinct identities collide only as 122-bit hashes do.
+    """
+    h = hashlib.blake2b(identity, digest_size=16).hexdigest()
+    variant = "89ab"[int(h[16], 16) & 3]
+    return f"{h[:8]}-{h[8:12]}-8{h[13:16]}-{variant}{h[17:20]}-{h[20:]}"
+
+
+def _identify_span_message(fields: Fields, trace_id: int, span_id: int, number: int) -> None:
+    """Give the message of a span (*number* 0) or of its *number*-th event its derived id."""
+    if not fields.get("message_id") and trace_id and span_id:
+        identity = (trace_id << 96 | span_id << 32 | number).to_bytes(28, "big")
+        fields["message_id"] = derived_message_id(identity)
 
 
 def _unwrapped(span: ReadableSpan) -> tuple[_Attributes, Sequence[Event]]:
