@@ -163,16 +163,15 @@ def span_messages(span: ReadableSpan) -> list[tuple[object, Fields]]:
     return found
 
 
-def derived_message_id(identity: bytes) -> str:
+def derived_message_id(identity: bytes, salt: bytes = b"") -> str:
     """
-    A messageId derived from *identity*: a UUID (version 8) from 16 bytes of its BLAKE2b.
+    A messageId derived from *identity* (and up to 16 bytes of *salt*), UUID-shaped.
 
-    The same *identity* always gives the same id, so a record sent twice is deduplicated
-    by Segment; distinct identities collide only as 122-bit hashes do.
+    120 bits of its BLAKE2b, written as a version 8 (custom) UUID. The same *identity*
+    always gives the same id, so a record sent twice is deduplicated by Segment.
     """
-    h = hashlib.blake2b(identity, digest_size=16).hexdigest()
-    variant = "89ab"[int(h[16], 16) & 3]
-    return f"{h[:8]}-{h[8:12]}-8{h[13:16]}-{variant}{h[17:20]}-{h[20:]}"
+    h = hashlib.blake2b(identity, digest_size=16, salt=salt).hexdigest()
+    return f"{h[:8]}-{h[8:12]}-8{h[13:16]}-a{h[17:20]}-{h[20:]}"
 
 
 def _identify_span_message(fields: Fields, trace_id: int, span_id: int, number: int) -> None:
