@@ -25,6 +25,8 @@ from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from otel_segment.gateway.wire import SLICE_BYTES, Sliced
+
 if TYPE_CHECKING:
     from google.protobuf.message import Message
 
@@ -129,14 +131,19 @@ def inflate(body: bytes, encoding: str | None, limit: int) -> bytes:
     return data
 
 
-def decode(signal: Signal, body: bytes, kind: str) -> Message:
+def decode(signal: Signal, body: bytes, kind: str) -> Message | Sliced:
     """
     Parse *body* of media type *kind* as *signal*'s export request.
+
+    A protobuf body over :data:`~otel_segment.gateway.wire.SLICE_BYTES` is not parsed
+    here but slice by slice as it is mapped (:class:`~otel_segment.gateway.wire.Sliced`).
 
     Raises:
         BodyError: 400 when it is not a valid request.
     """
     if kind == PROTOBUF:
+        if len(body) > SLICE_BYTES:
+            return Sliced(signal.request, body)
         try:
             return signal.request.FromString(body)
         except DecodeError as error:

@@ -14,12 +14,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
+from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from otel_segment.errors import ClientClosedError
 from otel_segment.gateway.decoding import BodyError
 from otel_segment.gateway.records import Mapped, log_records, spans
+from otel_segment.gateway.wire import Sliced
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -74,13 +76,14 @@ class Intake:
         self._client = client
         self._capacity = client.config.max_queue_size
 
-    def take(self, request: Message) -> Outcome:
+    def take(self, request: Message | Sliced) -> Outcome:
         """
         Map *request* (logs or traces) and queue its valid messages, all or none.
 
         Raises:
             BodyError: 413 when the request holds more messages than the queue can
-                ever hold (it could never be accepted; the sender must split it).
+                ever hold (it could never be accepted; the sender must split it); 400
+                when a sliced request turns out not to be valid protobuf (nothing queued).
         """
         try:
             tally = self._encode(request)
@@ -88,6 +91,8 @@ class Intake:
             verdict = FULL if full else ACCEPTED
         except ClientClosedError:  # the gateway is draining
             return Outcome(CLOSED, 0, 0, 0, 0, "")
+        except DecodeError as error:  # found in a slice: nothing of the request is queued
+            raise BodyError(400, str(error)) from None
         return Outcome(
             verdict=verdict,
             received=tally.received,
@@ -97,7 +102,7 @@ class Intake:
             error="; ".join(tally.reasons),
         )
 
-    def _encode(self, request: Message) -> _Tally:
+    def _encode(self, request: Message | Sliced) -> _Tally:
         """Map every record and encode its messages; count and explain what fails."""
         tally = _Tally()
         encode = self._client.encode
@@ -148,9 +153,17 @@ class _Tally:
             self.reasons.append(f"{type(error).__name__}: {error}")
 
 
-def _mapped(request: Message) -> Iterator[Mapped]:
+def _mapped(request: Message | Sliced) -> Iterator[Mapped]:
+    if isinstance(request, Sliced):
+        return _sliced(request)
     if isinstance(request, ExportLogsServiceRequest):
         return log_records(request)
     if isinstance(request, ExportTraceServiceRequest):
         return spans(request)
     raise TypeError(f"not an OTLP logs or traces export request: {type(request).__name__}")
+
+
+def _sliced(request: Sliced) -> Iterator[Mapped]:
+    """Each record of a sliced request, mapped, one parsed slice alive at a time."""
+    for part in request:
+        yield from _mapped(part)

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
     from otel_segment.gateway.decoding import Signal
     from otel_segment.gateway.metrics import GatewayMetrics
+    from otel_segment.gateway.wire import Sliced
     from otel_segment.pipeline.client import Client
 
 __all__ = ["DURABLE_TIMEOUT_SECONDS", "NOT_DURABLE", "ExportService", "export_response"]
@@ -75,7 +76,7 @@ class ExportService:
         matches = hmac.compare_digest(given, self._expected)
         return matches and scheme.lower() == "bearer"  # the scheme is case-insensitive
 
-    async def export(self, signal: Signal, request: Message) -> Outcome:
+    async def export(self, signal: Signal, request: Message | Sliced) -> Outcome:
         """
         Queue *request*'s messages, all or none; with a spool, return once they are durable.
 
