@@ -185,9 +185,10 @@ class GatewayProcess:
     Args:
         sink_url: Where the gateway delivers.
         options: More command-line options (e.g. ``["--spool", path]``).
+        cwd: Its working directory (default: the tests').
     """
 
-    def __init__(self, sink_url: str, *options: str) -> None:
+    def __init__(self, sink_url: str, *options: str, cwd: str | None = None) -> None:
         command = [
             sys.executable,
             "-m",
@@ -205,7 +206,7 @@ class GatewayProcess:
             "0.05",
             *options,
         ]
-        self.process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+        self.process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, cwd=cwd)
         self.log: list[dict[str, Any]] = []
         self._logged = threading.Condition()
         self.http_port = self.grpc_port = 0

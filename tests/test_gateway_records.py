@@ -39,7 +39,7 @@ from otel_segment.gateway.records import attributes, log_records
 from otel_segment.sink import Sink
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Mapping
 
     from otel_segment.gateway import Gateway
 
@@ -240,9 +240,9 @@ def _post(gateway: Gateway, path: str, body: bytes, kind: str) -> None:
     assert 200 == response.status_code
 
 
-def _mapped_ids(records: list[dict[str, Any]]) -> list[str]:
+def _mapped_ids(records: list[Mapping[str, Any]]) -> list[str]:
     """The messageIds the gateway gives *records* (one logs request)."""
-    found = []
+    found: list[str] = []
     for mapped in log_records(logs_request(records)):
         assert isinstance(mapped, list)
         found.extend(fields["message_id"] for _kind, fields in mapped)
@@ -300,11 +300,13 @@ class TestMessageIds:
 
     def test_own_message_id_wins(self) -> None:
         """A record's segment.message_id attribute is its messageId."""
-        records = [{"event_name": "Seen", "attributes": {"segment.message_id": "mine"}}]
+        records: list[Mapping[str, Any]] = [
+            {"event_name": "Seen", "attributes": {"segment.message_id": "mine"}}
+        ]
         assert ["mine"] == _mapped_ids(records)
 
     @given(_RECORDS)
-    def test_distinct_records_get_distinct_ids(self, records: list[dict[str, Any]]) -> None:
+    def test_distinct_records_get_distinct_ids(self, records: list[Mapping[str, Any]]) -> None:
         """Records that differ in anything get different ids; identical ones the same."""
         ids = _mapped_ids(records)
         for first, one in enumerate(records):
@@ -318,6 +320,6 @@ class TestMessageIds:
         assert first == second
 
 
-def _same(one: dict[str, Any], other: dict[str, Any]) -> bool:
+def _same(one: Mapping[str, Any], other: Mapping[str, Any]) -> bool:
     """Whether two entries make byte-identical log records."""
     return logs_request([one]).SerializeToString() == logs_request([other]).SerializeToString()

@@ -9,12 +9,17 @@ delivered or spooled everything, 1 otherwise, 2 on a usage error.
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
+import pathlib
 import sys
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 
 from otel_segment.pipeline.client import ENV_HOST, ENV_WRITE_KEY
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = ["add_gateway"]
 
@@ -43,6 +48,7 @@ def add_gateway(commands: Any) -> None:
     )
     _add_listening(command.add_argument_group("listening"))
     _add_delivery(command.add_argument_group("delivery (the client's options)"))
+    _add_hooks(command.add_argument_group("hooks"))
     command.set_defaults(run=run_gateway)
 
 
@@ -128,6 +134,28 @@ def _add_delivery(segment: argparse._ArgumentGroup) -> None:
     )
 
 
+def _add_hooks(hooks: argparse._ArgumentGroup) -> None:
+    hooks.add_argument(
+        "--plan",
+        metavar="FILE",
+        action="append",
+        help="tracking plan (JSON or YAML; repeat for a catalog's files) checked on every message",
+    )
+    hooks.add_argument(
+        "--on-violation",
+        choices=("report", "drop"),
+        default="report",
+        help="a message breaking the plan: counted, and sent (report) or dropped (default report)",
+    )
+    hooks.add_argument(
+        "--before-send",
+        metavar="MODULE:FUNCTION",
+        type=_function,
+        help="callable(message) -> message | None run on every message; "
+        "MODULE is imported from the working directory or sys.path",
+    )
+
+
 def run_gateway(args: argparse.Namespace) -> int:
     """Build the client and the gateway from *args*, serve until SIGTERM; the exit status."""
     try:
@@ -140,8 +168,10 @@ def run_gateway(args: argparse.Namespace) -> int:
         )
         return 2
     from otel_segment.pipeline.client import Client  # noqa: PLC0415 - keep --help fast
+    from otel_segment.plans.plan import TrackingPlan  # noqa: PLC0415 - keep --help fast
 
     try:
+        plan = TrackingPlan.load(*args.plan) if args.plan else None
         config = GatewayConfig(
             http=args.http,
             grpc=args.grpc,
@@ -162,6 +192,9 @@ def run_gateway(args: argparse.Namespace) -> int:
             max_in_flight=args.max_in_flight,
             gzip=args.gzip,
             timeout=args.timeout,
+            plan=plan,
+            on_violation=args.on_violation,
+            before_send=args.before_send,
         )
     except (TypeError, ValueError) as error:
         print(f"otel-segment gateway: {error}", file=sys.stderr)
@@ -198,6 +231,23 @@ def _address(text: str) -> tuple[str, int] | None:
     if not sep or not port.isdigit() or int(port) > 65535:  # noqa: PLR2004 - the port range
         raise argparse.ArgumentTypeError(f"expected HOST:PORT or 'none', got {text!r}")
     return host.strip("[]") or "0.0.0.0", int(port)  # noqa: S104 - an empty host means all
+
+
+def _function(text: str) -> Callable[..., Any]:
+    """The callable *text* names (``module:function``), its module imported."""
+    module_name, sep, name = text.partition(":")
+    if not sep or not module_name or not name:
+        raise argparse.ArgumentTypeError(f"expected MODULE:FUNCTION, got {text!r}")
+    working = str(pathlib.Path.cwd())
+    if working not in sys.path:  # as `python -m` does: the working directory's modules
+        sys.path.insert(0, working)
+    try:
+        found = getattr(importlib.import_module(module_name), name)
+    except Exception as error:  # noqa: BLE001 - any failure to import it is a usage error
+        raise argparse.ArgumentTypeError(f"cannot load {text!r}: {error}") from None
+    if not callable(found):
+        raise argparse.ArgumentTypeError(f"{text!r} is not callable")
+    return cast("Callable[..., Any]", found)
 
 
 def _positive_int(text: str) -> int:
