@@ -181,30 +181,33 @@ def log_records(request: ExportLogsServiceRequest) -> Iterator[Mapped]:
     for resource_logs in request.resource_logs:
         resource = _Resource(attributes(resource_logs.resource.attributes))
         # A log record's messageId hashes its resource's bytes with its own.
-        salt = hashlib.blake2b(resource_logs.resource.SerializeToString(), digest_size=16).digest()
+        prefix = hashlib.blake2b(digest_size=16)
+        prefix.update(
+            hashlib.blake2b(resource_logs.resource.SerializeToString(), digest_size=16).digest()
+        )
         for scope_logs in resource_logs.scope_logs:
             for record in scope_logs.log_records:
                 try:
                     mapped = _log_record(record, resource)
                     for _kind, fields in mapped:
                         if not fields.get("message_id"):
-                            fields["message_id"] = log_record_id(salt, record)
+                            fields["message_id"] = log_record_id(prefix, record)
                     yield mapped
                 except Exception as error:  # noqa: BLE001 - a bad record costs that record only
                     yield error
 
 
-def log_record_id(salt: bytes, record: LogRecord) -> str:
+def log_record_id(prefix: hashlib.blake2b, record: LogRecord) -> str:
     """
     The messageId of a log record with no ``segment.message_id``: from its content.
 
     A hash of the record's protobuf bytes (its times, trace and span ids, severity, body,
-    attributes, flags and event name) salted with its resource's digest (*salt*). The same
+    attributes, flags and event name) after its resource's digest (in *prefix*). The same
     record sent again, as protobuf or as OTLP JSON, gets the same id; records that differ
     in anything get different ids; two records identical in everything, the same
     nanosecond included, get the same id (Segment keeps one of them).
     """
-    return derived_message_id(record.SerializeToString(), salt)
+    return derived_message_id(record.SerializeToString(), prefix)
 
 
 def _log_record(record: LogRecord, resource: _Resource) -> list[tuple[object, Fields]]:

@@ -91,6 +91,7 @@ _ACCEPTS: Final[dict[object, frozenset[str]]] = {
 _STATUS: Final = {StatusCode.UNSET: "unset", StatusCode.OK: "ok", StatusCode.ERROR: "error"}
 _UNKNOWN_SERVICE: Final = "unknown_service"
 _EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_NO_PREFIX: Final = hashlib.blake2b(digest_size=16)
 
 
 def plain(attributes: _Attributes | None) -> _Attributes:
@@ -163,14 +164,18 @@ def span_messages(span: ReadableSpan) -> list[tuple[object, Fields]]:
     return found
 
 
-def derived_message_id(identity: bytes, salt: bytes = b"") -> str:
+def derived_message_id(identity: bytes, prefix: hashlib.blake2b | None = None) -> str:
     """
-    A messageId derived from *identity* (and up to 16 bytes of *salt*), UUID-shaped.
+    A messageId derived from *identity*, UUID-shaped.
 
-    120 bits of its BLAKE2b, written as a version 8 (custom) UUID. The same *identity*
-    always gives the same id, so a record sent twice is deduplicated by Segment.
+    120 bits of the BLAKE2b of *prefix*'s input (a hasher prepared once, e.g. with a
+    resource's digest: copying it is cheaper than hashing that again) and *identity*,
+    written as a version 8 (custom) UUID. The same input always gives the same id, so a
+    record sent twice is deduplicated by Segment.
     """
-    h = hashlib.blake2b(identity, digest_size=16, salt=salt).hexdigest()
+    hasher = (prefix or _NO_PREFIX).copy()
+    hasher.update(identity)
+    h = hasher.hexdigest()
     return f"{h[:8]}-{h[8:12]}-8{h[13:16]}-a{h[17:20]}-{h[20:]}"
 
 
