@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from flask import current_app, request
 
-from otel_segment.identity import current_identity, set_identity
+from otel_segment.identity import scope_is_open, set_identity
 from otel_segment.integrations import wsgi
 from otel_segment.integrations._request import Settings, as_user_id, call_identify
 
@@ -89,10 +89,11 @@ def init_app(
     )
 
     def identify_request() -> None:
-        rule = request.url_rule
-        if rule is not None:
-            request.environ[wsgi.PAGE_NAME_KEY] = rule.rule
-        if current_identity() is None:  # the request's identity could not be read
+        if page:  # the page's name; only pages read it
+            rule = request.url_rule
+            if rule is not None:
+                request.environ[wsgi.PAGE_NAME_KEY] = rule.rule
+        if not scope_is_open():  # the request's identity could not be read
             return
         user_id = call_identify(who)
         if user_id is not None:
@@ -114,7 +115,7 @@ def _flask_login_installed() -> bool:
 def _logged_in(sender: object, user: Any = None, **extra: object) -> None:
     """``login_user()`` during a request: later messages are the new user's."""
     del sender, extra
-    if current_identity() is None or user is None:
+    if user is None or not scope_is_open():
         return
     user_id = as_user_id(user.get_id(), "flask_login.login_user")
     if user_id is not None:
