@@ -79,7 +79,7 @@ def init_app(
     .. versionadded:: 0.2.0
     """
     chosen = Settings(client, identify, page, collect_ip, trust_forwarded).identify
-    who: Callable[[], object] = chosen or login_user_id
+    who: Callable[[], object] = chosen or _login_identify(app)
     app.wsgi_app = wsgi.SegmentMiddleware(  # type: ignore[method-assign]
         app.wsgi_app,
         client=client,
@@ -104,6 +104,23 @@ def init_app(
         from flask_login import user_logged_in  # noqa: PLC0415 - optional
 
         user_logged_in.connect(_logged_in, app, weak=False)
+
+
+def _login_identify(app: Flask) -> Callable[[], object]:
+    """
+    :func:`login_user_id`, once *app* is known to use Flask-Login; else ``None`` at once.
+
+    Whether it does is settled at its first request, when Flask's setup is over (a login
+    manager cannot be added later): a request then costs no proxy lookup that fails.
+    """
+    uses_login: list[bool] = []
+
+    def identify() -> object:
+        if not uses_login:
+            uses_login.append("flask_login" in sys.modules and hasattr(app, "login_manager"))
+        return login_user_id() if uses_login[0] else None
+
+    return identify
 
 
 def _flask_login_installed() -> bool:
