@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import socket
 from typing import TYPE_CHECKING
 
 import grpc
+import h2.connection
 import pytest
 from _gateway import gateway_client, logs_request, serving, spans_request, tracks
 from google.rpc.error_details_pb2 import RetryInfo
@@ -205,3 +207,75 @@ class TestRefusals:
                     ExportLogsServiceRequest().SerializeToString(),
                 )
             assert grpc.StatusCode.UNIMPLEMENTED == caught.value.code()
+
+
+def _stalled_call(port: int) -> socket.socket:
+    """A connection holding an Export call whose message never finishes arriving."""
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    connection = h2.connection.H2Connection()
+    connection.initiate_connection()
+    stream = connection.get_next_available_stream_id()
+    connection.send_headers(
+        stream,
+        [
+            (":method", "POST"),
+            (":scheme", "http"),
+            (":path", LOGS_EXPORT),
+            (":authority", f"127.0.0.1:{port}"),
+            ("content-type", "application/grpc"),
+            ("te", "trailers"),
+        ],
+    )
+    # The gRPC frame promises 1,000 bytes; 10 come.
+    connection.send_data(stream, b"\x00" + (1000).to_bytes(4, "big") + b"\x0a" * 10)
+    sock.sendall(connection.data_to_send())
+    return sock
+
+
+def _closed_by_peer(sock: socket.socket, timeout: float) -> bool:
+    """Whether the gateway closes *sock* within *timeout* seconds (what it sends is read)."""
+    sock.settimeout(timeout)
+    try:
+        while sock.recv(65536):
+            pass
+    except TimeoutError:
+        return False
+    except ConnectionResetError:
+        return True
+    return True
+
+
+class TestSlowSenders:
+    """Silent sockets and stalled calls hold no connection for ever, and block no one."""
+
+    def test_a_stalled_call_is_cut_at_the_connection_age(
+        self, sink: Sink, channel_to: list[grpc.Channel]
+    ) -> None:
+        """A call stalled mid-message ends at age + grace; others are served meanwhile."""
+        with serving(
+            gateway_client(sink.url),
+            http=None,
+            max_connection_age_seconds=1.0,
+            body_timeout_seconds=1.0,
+        ) as gateway:
+            port = gateway.grpc_port or 0
+            with _stalled_call(port) as stalled:
+                call(channel_to, gateway, LOGS_EXPORT, tracks(2).SerializeToString())
+                assert gateway.client.flush(10)
+                assert 2 == len(sink.messages)
+                assert _closed_by_peer(stalled, 15)
+
+    def test_a_silent_socket_is_closed_after_the_handshake_timeout(
+        self, sink: Sink, channel_to: list[grpc.Channel]
+    ) -> None:
+        """Sockets that never speak HTTP/2 are closed; a real sender is served meanwhile."""
+        with serving(gateway_client(sink.url), http=None, body_timeout_seconds=1.0) as gateway:
+            port = gateway.grpc_port or 0
+            silent = [socket.create_connection(("127.0.0.1", port)) for _ in range(20)]
+            try:
+                call(channel_to, gateway, LOGS_EXPORT, tracks(1).SerializeToString())
+                assert all(_closed_by_peer(sock, 15) for sock in silent)
+            finally:
+                for sock in silent:
+                    sock.close()

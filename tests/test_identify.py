@@ -255,6 +255,18 @@ class TestSpanIdentity:
         }
         assert {} == identify.INHERITED  # nothing kept once the spans ended
 
+    def test_spans_that_never_end_are_bounded(
+        self, span_tracer: Tracer, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Children of an identified span left open: INHERITED keeps its newest, bounded."""
+        monkeypatch.setattr(identify, "INHERITED_MAX", 100)
+        try:
+            with span_tracer.start_as_current_span("request", attributes={"enduser.id": "u-42"}):
+                children = [span_tracer.start_span("never ended") for _ in range(150)]
+            assert [c.get_span_context().span_id for c in children[50:]] == list(identify.INHERITED)
+        finally:
+            identify.INHERITED.clear()
+
     def test_attribute_set_after_start(self, span_tracer: Tracer, local: Client) -> None:
         """enduser.id set on the current span in the handler applies from then on."""
         with span_tracer.start_as_current_span("request") as span:

@@ -43,6 +43,8 @@ DEFAULT_MAX_BODY_BYTES: Final = 20 * 1024 * 1024
 
 _MAX_CONNECTIONS: Final = 1000
 _KEEP_ALIVE_SECONDS: Final = 15.0
+_IDLE_SECONDS: Final = 60.0  # a gRPC connection with no call for this long is closed
+_KEEP_ALIVE_PING_SECONDS: Final = 60.0
 _CLOSE_GRACE_SECONDS: Final = 1.0  # for answers under way when the listeners close
 
 
@@ -60,7 +62,12 @@ class GatewayConfig:
         max_body_bytes: Largest body, before and after inflating.
         body_budget_bytes: Bytes of HTTP bodies being read at once (default twice
             *max_body_bytes*); beyond, 503.
-        body_timeout_seconds: Time an HTTP body may take to arrive; then 408.
+        body_timeout_seconds: Time an HTTP body may take to arrive; then 408. Over
+            gRPC, the time a connection's handshake may take, and the grace a call
+            under way gets when its connection reaches *max_connection_age_seconds*.
+        max_connection_age_seconds: Age at which a gRPC connection is closed (GOAWAY;
+            the sender reconnects, so long-lived channels spread over replicas behind
+            a load balancer, and a stalled call ends within the age and its grace).
         drain_timeout: Seconds a drain may take, requests and delivery together.
         retry_after_seconds: The wait suggested with 429/503 and RetryInfo.
     """
@@ -73,6 +80,7 @@ class GatewayConfig:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     body_budget_bytes: int | None = None
     body_timeout_seconds: float = 30.0
+    max_connection_age_seconds: float = 300.0
     drain_timeout: float = 30.0
     retry_after_seconds: int = 1
 
@@ -85,7 +93,7 @@ class GatewayConfig:
         for name in ("max_body_bytes", "retry_after_seconds"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
-        for name in ("body_timeout_seconds", "drain_timeout"):
+        for name in ("body_timeout_seconds", "max_connection_age_seconds", "drain_timeout"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
         if self.token is not None and not self.token:
@@ -204,6 +212,7 @@ class Gateway:
                 ("grpc.max_receive_message_length", config.max_body_bytes),
                 ("grpc.max_concurrent_streams", 100),
                 ("grpc.so_reuseport", 0),
+                *_grpc_connection_limits(config),
             ],
             maximum_concurrent_rpcs=_MAX_CONNECTIONS,
         )
@@ -218,6 +227,20 @@ class Gateway:
             self.grpc_port = server.add_insecure_port(target)
         await server.start()
         return server
+
+
+def _grpc_connection_limits(config: GatewayConfig) -> list[tuple[str, int]]:
+    """The limits gRPC core puts on slow, silent and everlasting connections."""
+    body_ms = int(config.body_timeout_seconds * 1000)
+    age_ms = int(config.max_connection_age_seconds * 1000)
+    return [
+        ("grpc.server_handshake_timeout_ms", body_ms),  # a silent or half-open socket
+        ("grpc.max_connection_age_ms", age_ms),
+        ("grpc.max_connection_age_grace_ms", body_ms),  # then a stalled call is cut
+        ("grpc.max_connection_idle_ms", int(_IDLE_SECONDS * 1000)),
+        ("grpc.keepalive_time_ms", int(_KEEP_ALIVE_PING_SECONDS * 1000)),  # dead peers
+        ("grpc.keepalive_timeout_ms", int(_KEEP_ALIVE_SECONDS * 1000)),
+    ]
 
 
 def _abort_left(server: _Server) -> None:

@@ -37,6 +37,7 @@ from otel_segment.pipeline import messages
 __all__ = [
     "ANONYMOUS_KEYS",
     "INHERITED",
+    "INHERITED_MAX",
     "SCOPE",
     "USER_KEYS",
     "Ids",
@@ -65,6 +66,9 @@ SCOPE: Final = _SCOPE
 
 INHERITED: Final[dict[int, Ids]] = {}
 """Ids a live span inherited from its parent spans, by span id (only spans that did)."""
+
+INHERITED_MAX: Final = 100_000
+"""Live spans :data:`INHERITED` holds at most: spans that never end cannot grow it for ever."""
 
 Filler = Callable[[tuple[Any, ...], "str | None", "str | None"], tuple[Any, ...]]
 
@@ -210,6 +214,8 @@ def inherit(span: object, parent: object) -> None:
         return
     ids = span_ids(parent)
     if ids is not None:
+        if len(INHERITED) >= INHERITED_MAX:  # the oldest span's: the likeliest never to end
+            INHERITED.pop(next(iter(INHERITED)), None)
         INHERITED[span.get_span_context().span_id] = ids  # type: ignore[attr-defined]
 
 
