@@ -17,7 +17,7 @@ import contextlib
 import contextvars
 import dataclasses
 import types
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Final
 
 __all__ = ["Identity", "current_identity", "identity", "set_identity"]
@@ -44,9 +44,14 @@ class Identity:
 
 
 class _Scope:
-    """One open ``identity(...)`` block; its merged view is cached until it changes."""
+    """
+    One open ``identity(...)`` block; its merged view is cached until it changes.
 
-    __slots__ = ("anonymous_id", "context", "merged", "parent", "user_id")
+    A scope opened by :func:`open_lazy_scope` has a *load* that makes its anonymous id
+    and context the first time the scope is read (most requests make no message).
+    """
+
+    __slots__ = ("anonymous_id", "context", "load", "merged", "parent", "user_id")
 
     def __init__(
         self,
@@ -54,18 +59,22 @@ class _Scope:
         user_id: str | None,
         anonymous_id: str | None,
         context: Mapping[str, Any],
+        load: Loader | None = None,
     ) -> None:
         self.parent = parent
         self.user_id = user_id
         self.anonymous_id = anonymous_id
         self.context = context
         self.merged: Identity | None = None
+        self.load = load
 
     def resolve(self) -> Identity:
         """The scope over its parents: inner fields win, contexts merge."""
         merged = self.merged
         if merged is not None:
             return merged
+        if self.load is not None:
+            self.loaded()
         outer = self.parent.resolve() if self.parent is not None else Identity()
         merged = Identity(
             self.user_id if self.user_id is not None else outer.user_id,
@@ -75,6 +84,20 @@ class _Scope:
         self.merged = merged
         return merged
 
+    def loaded(self) -> None:
+        """Fill the anonymous id and context from *load*, once (two threads: both, alike)."""
+        load = self.load
+        if load is None:
+            return
+        anonymous_id, context = load()
+        if self.anonymous_id is None:
+            self.anonymous_id = anonymous_id
+        self.context = types.MappingProxyType(context)
+        self.load = None
+
+
+Loader = Callable[[], tuple[str | None, dict[str, Any]]]
+"""Makes a lazy scope's ``(anonymous_id, context)``; must not raise."""
 
 _SCOPE: Final[contextvars.ContextVar[_Scope | None]] = contextvars.ContextVar(
     "otel_segment_identity", default=None
@@ -160,6 +183,7 @@ def set_identity(
     scope = _SCOPE.get()
     if scope is None:
         raise RuntimeError("set_identity() needs an open identity(...) scope")
+    scope.loaded()
     new_user, new_anonymous = _id("user_id", user_id), _id("anonymous_id", anonymous_id)
     if new_user is not None:
         scope.user_id = new_user
@@ -169,6 +193,27 @@ def set_identity(
         scope.context = _merge(scope.context, _context(context))
     scope.merged = None
     return scope.resolve()
+
+
+def open_lazy_scope(user_id: str | None, load: Loader) -> contextvars.Token[Any]:
+    """
+    Open a scope whose anonymous id and context *load* makes when it is first read.
+
+    For the web integrations: a request's context costs microseconds to build, and most
+    requests make no message. Close it with :func:`close_scope`, in the same context, or
+    drop the context it was opened in.
+    """
+    return _SCOPE.set(_Scope(_SCOPE.get(), user_id, None, _EMPTY, load))
+
+
+def close_scope(token: contextvars.Token[Any]) -> None:
+    """Close the scope :func:`open_lazy_scope` returned *token* for."""
+    _SCOPE.reset(token)
+
+
+def scope_is_open() -> bool:
+    """Whether an identity scope is open here (without reading it)."""
+    return _SCOPE.get() is not None
 
 
 def _id(name: str, value: object) -> str | None:

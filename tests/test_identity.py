@@ -9,6 +9,7 @@ import pytest
 from opentelemetry import baggage
 
 from otel_segment import Identity, current_identity, identity, set_identity
+from otel_segment.identity import close_scope, open_lazy_scope, scope_is_open
 
 
 class TestIdentityScopes:
@@ -107,6 +108,50 @@ class TestIdentityIsolation:
             return list(await asyncio.gather(*tasks))
 
         assert ["u1", "u2"] == asyncio.run(main())
+
+
+class TestLazyScope:
+    """open_lazy_scope: the anonymous id and context are made when the scope is first read."""
+
+    def test_loaded_once_when_first_read(self) -> None:
+        """Opening does not load; the first read does, once; closing restores."""
+        loads: list[int] = []
+
+        def load() -> tuple[str | None, dict[str, object]]:
+            loads.append(1)
+            return "a1", {"ip": "203.0.113.9"}
+
+        token = open_lazy_scope("u1", load)
+        try:
+            assert scope_is_open()
+            assert [] == loads
+            assert Identity("u1", "a1", {"ip": "203.0.113.9"}) == current_identity()
+            assert current_identity() == current_identity()
+            assert [1] == loads
+        finally:
+            close_scope(token)
+        assert not scope_is_open()
+
+    def test_set_identity_before_the_first_read_wins(self) -> None:
+        """set_identity() on an unread lazy scope loads it first; its own fields win."""
+        token = open_lazy_scope(None, lambda: ("a1", {"page": {"path": "/"}, "ip": "1.2.3.4"}))
+        try:
+            set_identity(anonymous_id="a2", context={"page": {"url": "http://x/"}})
+            expected = Identity(
+                None, "a2", {"page": {"path": "/", "url": "http://x/"}, "ip": "1.2.3.4"}
+            )
+            assert expected == current_identity()
+        finally:
+            close_scope(token)
+
+    def test_inner_scope_reads_the_lazy_outer_one(self) -> None:
+        """A scope nested in a lazy one merges over what the lazy one loads."""
+        token = open_lazy_scope("u1", lambda: ("a1", {"ip": "1.2.3.4"}))
+        try:
+            with identity(user_id="u2", context={"locale": "en-US"}) as merged:
+                assert Identity("u2", "a1", {"ip": "1.2.3.4", "locale": "en-US"}) == merged
+        finally:
+            close_scope(token)
 
 
 class TestIdentityBaggage:

@@ -43,6 +43,12 @@ def whoami(environ: Environ, start_response: Callable[..., object]) -> Iterable[
     return [json.dumps(_identity()).encode()]
 
 
+def _no_response(status: str, *_: object) -> Callable[[bytes], object]:
+    """A server's start_response that keeps nothing."""
+    del status
+    return lambda _chunk: None
+
+
 def _identity() -> dict[str, Any] | None:
     current = otel_segment.current_identity()
     if current is None:
@@ -152,6 +158,23 @@ class TestScope:
             body = app(environ, start_response)
         assert [b"null"] == list(body)
         assert ["200 OK"] == answers
+        assert "could not read the request's identity" in caplog.text
+
+    def test_context_made_only_when_read(self, caplog: pytest.LogCaptureFixture) -> None:
+        """A header that cannot be read costs nothing until a message reads the scope."""
+
+        def hello(environ: Environ, start_response: Callable[..., object]) -> Iterable[bytes]:
+            del environ
+            start_response("200 OK", [])
+            return [b"hello"]
+
+        environ: Environ = {"PATH_INFO": "/", "SCRIPT_NAME": "", "HTTP_COOKIE": 7}
+        with caplog.at_level(logging.WARNING, logger="otel_segment"):
+            assert [b"hello"] == list(SegmentMiddleware(hello)(dict(environ), _no_response))
+            assert "could not read the request's identity" not in caplog.text
+            app = SegmentMiddleware(whoami, identify=lambda _environ: "u1")
+            seen = json.loads(b"".join(app(dict(environ), _no_response)))
+        assert {"user_id": "u1", "anonymous_id": None, "context": {}} == seen
         assert "could not read the request's identity" in caplog.text
 
     def test_options_are_checked(self) -> None:

@@ -40,6 +40,7 @@ __all__ = [
     "Settings",
     "as_user_id",
     "call_identify",
+    "lazy_fields",
     "scope_fields",
 ]
 
@@ -146,6 +147,28 @@ def scope_fields(
     if locale is not None:
         context["locale"] = locale
     return anonymous_id(facts.cookie), context
+
+
+def lazy_fields(
+    facts: RequestFacts, settings: Settings
+) -> Callable[[], tuple[str | None, dict[str, Any]]]:
+    """
+    :func:`scope_fields` of *facts*, made when first called (by the request's lazy scope).
+
+    Never raises: a value that cannot be read leaves the anonymous id and context out,
+    with a warning.
+    """
+
+    def load() -> tuple[str | None, dict[str, Any]]:
+        try:
+            return scope_fields(
+                facts, collect_ip=settings.collect_ip, trust_forwarded=settings.trust_forwarded
+            )
+        except Exception:
+            _logger.warning("could not read the request's identity", exc_info=True)
+            return None, {}
+
+    return load
 
 
 def anonymous_id(cookie: str | None) -> str | None:

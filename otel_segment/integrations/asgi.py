@@ -10,7 +10,7 @@ ASGI 3 middleware: every HTTP request runs in an identity scope, and may send a 
 Lifespan and websocket scopes (and any other kind) pass through; when the app reports
 its lifespan shutdown complete, the client is flushed first (uvicorn ends the process
 on SIGTERM without running ``atexit``). The scope is
-a ``with identity(...)`` around the app's call in the request's own task, so tasks the
+a scope opened around the app's call in the request's own task, so tasks the
 app starts while serving it inherit it. Standard library only.
 """
 
@@ -23,18 +23,18 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import quote
 
-from otel_segment.identity import identity
+from otel_segment.identity import close_scope, open_lazy_scope
 from otel_segment.integrations._request import (
     PageSender,
     RequestFacts,
     Settings,
     call_identify,
-    scope_fields,
+    lazy_fields,
 )
 from otel_segment.sources.clients import ClientRef
 
 if TYPE_CHECKING:
-    import contextlib
+    import contextvars
 
     from otel_segment.pipeline.client import Client
 
@@ -104,7 +104,7 @@ class SegmentMiddleware:
             try:
                 await self.app(scope, receive, send)
             finally:
-                opened.__exit__(None, None, None)
+                close_scope(opened)
             return
         started = time.perf_counter()
         status = 500  # unless the app starts a response
@@ -121,7 +121,7 @@ class SegmentMiddleware:
             try:
                 pages.send(_page_name(scope), status, started)
             finally:
-                opened.__exit__(None, None, None)
+                close_scope(opened)
 
     def _flushing(self, send: Send) -> Send:
         """*send*, flushing the client first when the app reports its shutdown complete."""
@@ -133,21 +133,16 @@ class SegmentMiddleware:
 
         return send_after_flush
 
-    def _open_scope(self, scope: Scope) -> contextlib.AbstractContextManager[object] | None:
+    def _open_scope(self, scope: Scope) -> contextvars.Token[Any] | None:
         settings = self.settings
         try:
-            anonymous_id, fields = scope_fields(
-                request_facts(scope),
-                collect_ip=settings.collect_ip,
-                trust_forwarded=settings.trust_forwarded,
-            )
+            facts = request_facts(scope)
         except Exception:  # a malformed scope: serve the request without an identity scope
             _logger.warning("could not read the request's identity", exc_info=True)
             return None
         user_id = None if settings.identify is None else call_identify(settings.identify, scope)
-        opened = identity(user_id, anonymous_id, fields)
-        opened.__enter__()
-        return opened
+        # The anonymous id and context are made when a message first reads the scope.
+        return open_lazy_scope(user_id, lazy_fields(facts, settings))
 
 
 async def _flush(client: Client | None) -> None:

@@ -30,7 +30,12 @@ from django.contrib.auth.signals import user_logged_in
 from django.utils.module_loading import import_string
 
 from otel_segment import _default
-from otel_segment.identity import current_identity, identity, set_identity
+from otel_segment.identity import (
+    close_scope,
+    open_lazy_scope,
+    scope_is_open,
+    set_identity,
+)
 from otel_segment.integrations import wsgi
 from otel_segment.integrations._request import (
     PageSender,
@@ -38,7 +43,7 @@ from otel_segment.integrations._request import (
     Settings,
     as_user_id,
     call_identify,
-    scope_fields,
+    lazy_fields,
 )
 
 if TYPE_CHECKING:
@@ -104,33 +109,38 @@ class SegmentMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponseBase:
         """Serve *request* inside its identity scope."""
         started = time.perf_counter()
-        fields = self._scope_fields(request)
-        if fields is None:
-            return self.get_response(request)
-        user_id = call_identify(self._identify, request)
-        status = 500
-        with identity(user_id, *fields):
-            try:
-                response = self.get_response(request)
-                status = response.status_code
-            finally:
-                if self._pages is not None:
-                    self._pages.send(_page_name(request), status, started)
-        return response
-
-    def _scope_fields(self, request: HttpRequest) -> tuple[str | None, dict[str, Any]] | None:
         try:
-            facts: RequestFacts = wsgi.request_facts(request.META)._replace(
-                scheme=request.scheme or "http"
-            )
-            return scope_fields(
-                facts,
-                collect_ip=self.settings.collect_ip,
-                trust_forwarded=self.settings.trust_forwarded,
-            )
+            facts = wsgi.request_facts(request.META)
         except Exception:  # a malformed request: serve it without an identity scope
             _logger.warning("could not read the request's identity", exc_info=True)
-            return None
+            return self.get_response(request)
+        user_id = call_identify(self._identify, request)
+        # The anonymous id and context are made when a message first reads the scope.
+        token = open_lazy_scope(user_id, _fields(request, facts, self.settings))
+        status = 500
+        try:
+            response = self.get_response(request)
+            status = response.status_code
+        finally:
+            if self._pages is not None:
+                self._pages.send(_page_name(request), status, started)
+            close_scope(token)
+        return response
+
+
+def _fields(
+    request: HttpRequest, facts: RequestFacts, settings: Settings
+) -> Callable[[], tuple[str | None, dict[str, Any]]]:
+    """The scope's loader: the facts with Django's scheme (``SECURE_PROXY_SSL_HEADER``)."""
+
+    def load() -> tuple[str | None, dict[str, Any]]:
+        try:
+            scheme = request.scheme or "http"
+        except Exception:  # noqa: BLE001 - a malformed proxy header: the server's scheme
+            scheme = facts.scheme
+        return lazy_fields(facts._replace(scheme=scheme), settings)()
+
+    return load
 
 
 def _page_name(request: HttpRequest) -> str:
@@ -144,7 +154,7 @@ def _page_name(request: HttpRequest) -> str:
 def _logged_in(sender: object, request: HttpRequest, user: Any, **kwargs: object) -> None:
     """``django.contrib.auth.login`` during a request: later messages are the new user's."""
     del sender, request, kwargs
-    if current_identity() is None:
+    if not scope_is_open():
         return
     user_id = as_user_id(getattr(user, "pk", None), "django.contrib.auth.login")
     if user_id is not None:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from flask import current_app, request
 
-from otel_segment.identity import current_identity, set_identity
+from otel_segment.identity import scope_is_open, set_identity
 from otel_segment.integrations import wsgi
 from otel_segment.integrations._request import Settings, as_user_id, call_identify
 
@@ -79,7 +79,7 @@ def init_app(
     .. versionadded:: 0.2.0
     """
     chosen = Settings(client, identify, page, collect_ip, trust_forwarded).identify
-    who: Callable[[], object] = chosen or login_user_id
+    who: Callable[[], object] = chosen or _login_identify(app)
     app.wsgi_app = wsgi.SegmentMiddleware(  # type: ignore[method-assign]
         app.wsgi_app,
         client=client,
@@ -89,10 +89,11 @@ def init_app(
     )
 
     def identify_request() -> None:
-        rule = request.url_rule
-        if rule is not None:
-            request.environ[wsgi.PAGE_NAME_KEY] = rule.rule
-        if current_identity() is None:  # the request's identity could not be read
+        if page:  # the page's name; only pages read it
+            rule = request.url_rule
+            if rule is not None:
+                request.environ[wsgi.PAGE_NAME_KEY] = rule.rule
+        if not scope_is_open():  # the request's identity could not be read
             return
         user_id = call_identify(who)
         if user_id is not None:
@@ -105,6 +106,23 @@ def init_app(
         user_logged_in.connect(_logged_in, app, weak=False)
 
 
+def _login_identify(app: Flask) -> Callable[[], object]:
+    """
+    :func:`login_user_id`, once *app* is known to use Flask-Login; else ``None`` at once.
+
+    Whether it does is settled at its first request, when Flask's setup is over (a login
+    manager cannot be added later): a request then costs no proxy lookup that fails.
+    """
+    uses_login: list[bool] = []
+
+    def identify() -> object:
+        if not uses_login:
+            uses_login.append("flask_login" in sys.modules and hasattr(app, "login_manager"))
+        return login_user_id() if uses_login[0] else None
+
+    return identify
+
+
 def _flask_login_installed() -> bool:
     import importlib.util  # noqa: PLC0415 - only at init_app
 
@@ -114,7 +132,7 @@ def _flask_login_installed() -> bool:
 def _logged_in(sender: object, user: Any = None, **extra: object) -> None:
     """``login_user()`` during a request: later messages are the new user's."""
     del sender, extra
-    if current_identity() is None or user is None:
+    if user is None or not scope_is_open():
         return
     user_id = as_user_id(user.get_id(), "flask_login.login_user")
     if user_id is not None:

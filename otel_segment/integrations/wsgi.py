@@ -21,13 +21,13 @@ import time
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import quote
 
-from otel_segment.identity import identity
+from otel_segment.identity import open_lazy_scope
 from otel_segment.integrations._request import (
     PageSender,
     RequestFacts,
     Settings,
     call_identify,
-    scope_fields,
+    lazy_fields,
 )
 
 if TYPE_CHECKING:
@@ -126,24 +126,21 @@ class SegmentMiddleware:
         """
         A copy of the server's context with the request's scope open in it.
 
-        ``None`` if the environ cannot be read. The scope is opened and closed in the
-        server's context, and lives on in the copy: the copy is the request's alone and
-        is dropped with it, so there is nothing to close however the server ends the
-        request.
+        ``None`` if the environ cannot be read. The scope is opened in the copy only,
+        never in the server's context: the copy is the request's alone and is dropped
+        with it, so there is nothing to close however the server ends the request.
         """
         settings = self.settings
         try:
-            anonymous_id, fields = scope_fields(
-                request_facts(environ),
-                collect_ip=settings.collect_ip,
-                trust_forwarded=settings.trust_forwarded,
-            )
+            facts = request_facts(environ)
         except Exception:
             _logger.warning("could not read the request's identity", exc_info=True)
             return None
         user_id = None if settings.identify is None else call_identify(settings.identify, environ)
-        with identity(user_id, anonymous_id, fields):
-            return contextvars.copy_context()
+        context = contextvars.copy_context()
+        # The anonymous id and context are made when a message first reads the scope.
+        context.run(open_lazy_scope, user_id, lazy_fields(facts, settings))
+        return context
 
 
 def request_facts(environ: Environ) -> RequestFacts:
