@@ -121,13 +121,15 @@ def per_call_us(
     return wall / iterations * 1e6, cpu / iterations * 1e6
 
 
-def parse_counts(argv: list[str], description: str, count: str, default: int) -> tuple[int, int]:
-    """``--COUNT N`` (*default*) and ``--rounds R`` (3; at least 1) from *argv*."""
+def parse_counts(
+    argv: list[str], description: str, count: str, default: int, rounds: int = 3
+) -> tuple[int, int]:
+    """``--COUNT N`` (*default*) and ``--rounds R`` (*rounds*; at least 1) from *argv*."""
     import argparse  # noqa: PLC0415 - see the module docstring
 
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument(f"--{count}", type=int, default=default, dest="count", metavar="N")
-    parser.add_argument("--rounds", type=int, default=3, metavar="R")
+    parser.add_argument("--rounds", type=int, default=rounds, metavar="R")
     args = parser.parse_args(argv)
     return args.count, max(args.rounds, 1)
 
@@ -145,8 +147,9 @@ def run_and_report(
     count: tuple[str, int],
     run: Callable[[int, int], dict[str, Any]],
     table: Callable[[dict[str, Any]], str],
+    rounds: int = 3,
 ) -> None:
     """Parse ``--COUNT N --rounds R``, ``run(N, R)``, print its table and ``RESULT {json}``."""
-    number, rounds = parse_counts(argv, description, *count)
+    number, rounds = parse_counts(argv, description, *count, rounds)
     result = run(number, rounds)
     report(table(result), result)

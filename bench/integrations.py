@@ -1,8 +1,8 @@
 """
 What each web middleware adds to a request of a hello-world app; a table and ``RESULT``.
 
-Usage: ``python bench/integrations.py [--requests N] [--rounds R]`` (needs the frameworks
-of the ``test`` dependency group; a framework that is not installed is skipped).
+Usage: ``python bench/integrations.py [--requests N] [--rounds R]`` (2,000 and 30; needs
+the frameworks of the ``test`` dependency group; a framework not installed is skipped).
 
 Method. Each app is timed without and with the middleware, in the same process and
 round, by calling it directly, with no server and no sockets:
@@ -258,7 +258,8 @@ if __name__ == "__main__":
     run_and_report(
         sys.argv[1:],
         "What each web middleware adds to a request.",
-        ("requests", 20_000),
+        ("requests", 2_000),
         run,
         table,
+        rounds=30,  # many short rounds: the best one is a quiet one on a shared machine
     )
