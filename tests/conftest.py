@@ -2,7 +2,7 @@
 Fixtures shared by the test suite.
 
 A scripted Segment-compatible server (plain and mTLS), clients of it, and
-``no_write_key``. Topical fixtures live in the plugins this module loads:
+``no_write_key``; the hypothesis profile. Topical fixtures live in the plugins this module loads:
 ``_logging`` (handler tests), ``_otel`` (span tests) and ``_spooled`` (spool tests).
 
 Process-wide state (the default client, the package settings) is reset around every test
@@ -21,6 +21,7 @@ import pytest
 import trustme
 from _helpers import Clients
 from _server import ScriptedServer, TlsServer
+from hypothesis import HealthCheck, settings
 
 from otel_segment import Client, _default
 
@@ -29,6 +30,14 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 pytest_plugins = ["_logging", "_otel", "_spooled"]
+
+# Tests check what a result is, never how fast it came: on a shared two-core CI machine
+# hypothesis's per-example deadline and its slow-generation check only add flakes (speed
+# is measured in `nox -s bench`).
+settings.register_profile(
+    "otel_segment", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile("otel_segment")
 
 
 @pytest.fixture(autouse=True)

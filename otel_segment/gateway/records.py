@@ -3,10 +3,10 @@ OTLP spans and log records, mapped by the in-process bridges' own rules.
 
 The gateway has no mapping of its own. It turns each OTLP span into a small read-only
 view with the fields an SDK ``ReadableSpan`` offers the mapping (name, ids, times,
-attributes as plain Python values, events, status, resource), and each log record into
-a view shaped like an SDK log record, and hands them to
-:func:`~otel_segment.sources.otel_mapping.span_messages` and
-:func:`~otel_segment.sources.otel_mapping.log_record_messages`. A log record whose
+attributes as plain Python values, events, status, resource) for
+:func:`~otel_segment.sources.otel_mapping.span_messages`, and hands the parts of each
+log record, as an SDK log record holds them, to
+:func:`~otel_segment.sources.otel_mapping.log_messages`. A log record whose
 ``segment`` attribute is a map (a ``logging`` record written as JSON, e.g. by
 python-json-logger, and parsed by a Collector's filelog receiver) is mapped by the
 logging rules instead, :func:`~otel_segment.sources.handler.annotation_fields`, like
@@ -29,8 +29,9 @@ from pythonjsonlogger.core import RESERVED_ATTRS
 
 from otel_segment.sources.handler import ANNOTATION_KEY, annotation_fields
 from otel_segment.sources.otel_mapping import (
+    app,
     derived_message_id,
-    log_record_messages,
+    log_messages,
     span_messages,
 )
 
@@ -131,19 +132,6 @@ class _SpanView(NamedTuple):
     status: _Status
 
 
-class _LogView(NamedTuple):
-    """The parts of an SDK log record the log mapping reads."""
-
-    attributes: dict[str, Any]
-    event_name: str
-    body: Any
-    resource: _Resource
-    trace_id: int
-    span_id: int
-    timestamp: int
-    observed_timestamp: int
-
-
 def spans(request: ExportTraceServiceRequest) -> Iterator[Mapped]:
     """Each span of *request*, mapped (in order)."""
     for resource_spans in request.resource_spans:
@@ -179,7 +167,7 @@ def _span_view(span: Span, resource: _Resource) -> _SpanView:
 def log_records(request: ExportLogsServiceRequest) -> Iterator[Mapped]:
     """Each log record of *request*, mapped (in order)."""
     for resource_logs in request.resource_logs:
-        resource = _Resource(attributes(resource_logs.resource.attributes))
+        app_context = app(attributes(resource_logs.resource.attributes))
         # A log record's messageId hashes its resource's bytes with its own.
         prefix = hashlib.blake2b(digest_size=16)
         prefix.update(
@@ -188,7 +176,7 @@ def log_records(request: ExportLogsServiceRequest) -> Iterator[Mapped]:
         for scope_logs in resource_logs.scope_logs:
             for record in scope_logs.log_records:
                 try:
-                    mapped = _log_record(record, resource)
+                    mapped = _log_record(record, app_context)
                     for _kind, fields in mapped:
                         if not fields.get("message_id"):
                             fields["message_id"] = log_record_id(prefix, record)
@@ -210,22 +198,22 @@ def log_record_id(prefix: hashlib.blake2b, record: LogRecord) -> str:
     return derived_message_id(record.SerializeToString(), prefix)
 
 
-def _log_record(record: LogRecord, resource: _Resource) -> list[tuple[object, Fields]]:
+def _log_record(record: LogRecord, app_context: Fields) -> list[tuple[object, Fields]]:
     found = attributes(record.attributes)
     annotation = found.get(ANNOTATION_KEY)
     if annotation is not None and isinstance(annotation, Mapping):  # None: no ABC check
         return [_logging_record(found, annotation, record)]
-    view = _LogView(
-        attributes=found,
-        event_name=record.event_name,
-        body=value(record.body),
-        resource=resource,
-        trace_id=_int(record.trace_id),
-        span_id=_int(record.span_id),
-        timestamp=record.time_unix_nano,
-        observed_timestamp=record.observed_time_unix_nano,
+    # The parts an SDK log record offers log_record_messages, as the SDK holds them
+    # (tests/test_gateway_mapping.py proves the results equal).
+    return log_messages(
+        found,
+        record.event_name,
+        value(record.body),
+        app_context,
+        _int(record.trace_id),
+        _int(record.span_id),
+        record.time_unix_nano or record.observed_time_unix_nano,
     )
-    return log_record_messages(view)
 
 
 def _logging_record(

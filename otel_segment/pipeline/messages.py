@@ -160,7 +160,8 @@ def merge_context(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[
     merged = dict(base)
     for key, value in override.items():
         below = merged.get(key)
-        if isinstance(value, Mapping) and isinstance(below, Mapping):
+        # `below is not None` first: most keys are new, and an ABC check costs 0.2 us
+        if below is not None and isinstance(value, Mapping) and isinstance(below, Mapping):
             merged[key] = merge_context(below, value)
         else:
             merged[key] = value

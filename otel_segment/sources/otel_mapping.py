@@ -27,7 +27,6 @@ client's. The rules are those of DESIGN.md, "Mapping rules":
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
@@ -35,15 +34,16 @@ from typing import TYPE_CHECKING, Any, Final
 from opentelemetry.trace import StatusCode
 
 if TYPE_CHECKING:
-    from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import Event, ReadableSpan
 
 __all__ = [
     "EVENT_KEY",
     "TYPE_KEY",
     "Fields",
+    "app",
     "derived_message_id",
     "is_marked",
+    "log_messages",
     "log_record_messages",
     "plain",
     "span_is_marked",
@@ -90,7 +90,6 @@ _ACCEPTS: Final[dict[object, frozenset[str]]] = {
 }
 _STATUS: Final = {StatusCode.UNSET: "unset", StatusCode.OK: "ok", StatusCode.ERROR: "error"}
 _UNKNOWN_SERVICE: Final = "unknown_service"
-_EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _NO_PREFIX: Final = hashlib.blake2b(digest_size=16)
 
 
@@ -148,7 +147,7 @@ def span_messages(span: ReadableSpan) -> list[tuple[object, Fields]]:
         return []
     ids = span.context
     trace_id, span_id = (ids.trace_id, ids.span_id) if ids else (0, 0)
-    context = _context(span.resource, trace_id, span_id)
+    context = _context(app(span.resource.attributes), trace_id, span_id)
     found: list[tuple[object, Fields]] = []
     if marked:
         kind, fields = _fields(attributes, span.name, None, context, span.end_time)
@@ -208,23 +207,53 @@ def log_record_messages(item: object) -> list[tuple[object, Fields]]:
 
     *item* is what the SDK hands a log exporter: a ``ReadableLogRecord`` (SDK 1.39+) or
     a ``LogData`` (older), both with the API record in ``log_record``.
-
-    The event name is the record's ``event_name`` field, else its ``otel.event.name``
-    attribute; it is the default event of the track (``segment.event`` overrides it).
-    A mapping body adds to the properties, under the record's ``segment.properties.*``.
     """
     record: Any = getattr(item, "log_record", item)
     attributes = plain(record.attributes)
-    event_name = getattr(record, "event_name", None) or attributes.get(_EVENT_NAME_KEY)
-    if not event_name and not is_marked(attributes):
-        return []
-    body = record.body
-    default_name = event_name or (body if isinstance(body, str) else None)
+    event_name = getattr(record, "event_name", None)
+    if not event_name and not (
+        TYPE_KEY in attributes or EVENT_KEY in attributes or _EVENT_NAME_KEY in attributes
+    ):
+        return []  # the test every unmarked record pays for
     resource = getattr(item, "resource", None) or getattr(record, "resource", None)
-    context = _context(resource, record.trace_id or 0, record.span_id or 0)
-    timestamp = record.timestamp or record.observed_timestamp
-    kind, fields = _fields(attributes, default_name, None, context, timestamp)
-    if isinstance(body, Mapping) and "properties" in fields:
+    return log_messages(
+        attributes,
+        event_name,
+        record.body,
+        app(resource.attributes if resource is not None else None),
+        record.trace_id or 0,
+        record.span_id or 0,
+        record.timestamp or record.observed_timestamp,
+    )
+
+
+def log_messages(
+    attributes: _Attributes,
+    event_name: str | None,
+    body: object,
+    app_context: Fields,
+    trace_id: int,
+    span_id: int,
+    time_unix_nano: int | None,
+) -> list[tuple[object, Fields]]:
+    """
+    Map the parts of a log record to messages: the one log mapping, for every reader.
+
+    The event name is the record's *event_name*, else its ``otel.event.name``
+    attribute; it is the default event of the track (``segment.event`` overrides it).
+    A mapping *body* adds to the properties, under the record's ``segment.properties.*``.
+    *app_context* is :func:`app` of the record's resource.
+
+    Returns:
+        Nothing for a record with no event name and no marker.
+    """
+    event_name = event_name or attributes.get(_EVENT_NAME_KEY)
+    if not event_name and TYPE_KEY not in attributes and EVENT_KEY not in attributes:
+        return []
+    default_name = event_name or (body if isinstance(body, str) else None)
+    context = _context(app_context, trace_id, span_id)
+    kind, fields = _fields(attributes, default_name, None, context, time_unix_nano)
+    if body is not None and isinstance(body, Mapping) and "properties" in fields:
         fields["properties"] = {**body, **fields["properties"]}
     return [(kind, fields)]
 
@@ -256,7 +285,9 @@ def _fields(
     if "anonymous_id" in accepts:
         fields["anonymous_id"] = _first(_ANONYMOUS_KEYS, attributes, fallback)
     if time_unix_nano:
-        fields["timestamp"] = _EPOCH + dt.timedelta(microseconds=time_unix_nano // 1000)
+        # POSIX seconds, cheaper to write than a datetime; whole microseconds first, so
+        # the float's rounding cannot carry into the next millisecond.
+        fields["timestamp"] = time_unix_nano // 1000 / 1_000_000
     return kind, fields
 
 
@@ -282,9 +313,13 @@ def _segment_fields(attributes: _Attributes, accepts: frozenset[str]) -> Fields:
 
 
 def _first(keys: tuple[str, ...], attributes: _Attributes, fallback: _Attributes | None) -> Any:
-    for source in (attributes, fallback or {}):
+    for key in keys:
+        value = attributes.get(key)
+        if value is not None and value != "":
+            return value
+    if fallback:
         for key in keys:
-            value = source.get(key)
+            value = fallback.get(key)
             if value is not None and value != "":
                 return value
     return None
@@ -303,27 +338,28 @@ def _span_outcome(span: ReadableSpan) -> Fields:
     return outcome
 
 
-def _context(resource: Resource | None, trace_id: int, span_id: int) -> dict[str, Any]:
+def _context(app_context: Fields, trace_id: int, span_id: int) -> dict[str, Any]:
     context: dict[str, Any] = {}
     trace = trace_context(trace_id, span_id)
     if trace is not None:
         context["trace"] = trace
-    app = _app(resource)
-    if app:
-        context["app"] = app
+    if app_context:
+        context["app"] = app_context
     return context
 
 
-def _app(resource: Resource | None) -> dict[str, Any]:
-    """``context.app`` from the resource; the SDK's ``unknown_service`` default is left out."""
-    if resource is None:
-        return {}
-    attributes = plain(resource.attributes)
-    app: dict[str, Any] = {}
+def app(resource_attributes: _Attributes | None) -> Fields:
+    """
+    ``context.app`` from a resource's attributes (``service.name``, ``service.version``).
+
+    The SDK's ``unknown_service`` default name is left out.
+    """
+    attributes = plain(resource_attributes)
+    found: Fields = {}
     name = attributes.get("service.name")
     if isinstance(name, str) and name and not name.startswith(_UNKNOWN_SERVICE):
-        app["name"] = name
+        found["name"] = name
     version = attributes.get("service.version")
     if version:
-        app["version"] = version
-    return app
+        found["version"] = version
+    return found
