@@ -33,6 +33,7 @@ from otel_segment.sources.otel_mapping import (
     derived_message_id,
     log_messages,
     span_messages,
+    trace_context,
 )
 
 if TYPE_CHECKING:
@@ -61,6 +62,10 @@ _STATUS: Final = {0: StatusCode.UNSET, 1: StatusCode.OK, 2: StatusCode.ERROR}
 # time, and what a Collector's filelog receiver adds (log.file.name, log.iostream ...).
 _NOT_EXTRAS: Final = frozenset({*RESERVED_ATTRS, "taskName", "timestamp", ANNOTATION_KEY})
 _COLLECTOR_PREFIX: Final = "log."
+_TRACE_ID_BYTES: Final = 16
+_SPAN_ID_BYTES: Final = 8
+_NO_TRACE_ID: Final = bytes(_TRACE_ID_BYTES)
+_NO_SPAN_ID: Final = bytes(_SPAN_ID_BYTES)
 
 
 def value(any_value: AnyValue) -> Any:
@@ -210,8 +215,7 @@ def _log_record(record: LogRecord, app_context: Fields) -> list[tuple[object, Fi
         record.event_name,
         value(record.body),
         app_context,
-        _int(record.trace_id),
-        _int(record.span_id),
+        _trace(record.trace_id, record.span_id),
         record.time_unix_nano or record.observed_time_unix_nano,
     )
 
@@ -235,6 +239,15 @@ def _logging_record(
         else None,
         extras=extras,
     )
+
+
+def _trace(trace_id: bytes, span_id: bytes) -> dict[str, str] | None:
+    """:func:`trace_context` of OTLP's id bytes, written straight from them when well-formed."""
+    if len(trace_id) == _TRACE_ID_BYTES and len(span_id) == _SPAN_ID_BYTES:
+        if trace_id == _NO_TRACE_ID or span_id == _NO_SPAN_ID:
+            return None
+        return {"trace_id": trace_id.hex(), "span_id": span_id.hex()}
+    return trace_context(_int(trace_id), _int(span_id))
 
 
 def _int(raw: bytes) -> int:

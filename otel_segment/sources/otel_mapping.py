@@ -147,7 +147,7 @@ def span_messages(span: ReadableSpan) -> list[tuple[object, Fields]]:
         return []
     ids = span.context
     trace_id, span_id = (ids.trace_id, ids.span_id) if ids else (0, 0)
-    context = _context(app(span.resource.attributes), trace_id, span_id)
+    context = _context(app(span.resource.attributes), trace_context(trace_id, span_id))
     found: list[tuple[object, Fields]] = []
     if marked:
         kind, fields = _fields(attributes, span.name, None, context, span.end_time)
@@ -221,8 +221,7 @@ def log_record_messages(item: object) -> list[tuple[object, Fields]]:
         event_name,
         record.body,
         app(resource.attributes if resource is not None else None),
-        record.trace_id or 0,
-        record.span_id or 0,
+        trace_context(record.trace_id or 0, record.span_id or 0),
         record.timestamp or record.observed_timestamp,
     )
 
@@ -232,8 +231,7 @@ def log_messages(
     event_name: str | None,
     body: object,
     app_context: Fields,
-    trace_id: int,
-    span_id: int,
+    trace: dict[str, str] | None,
     time_unix_nano: int | None,
 ) -> list[tuple[object, Fields]]:
     """
@@ -242,7 +240,8 @@ def log_messages(
     The event name is the record's *event_name*, else its ``otel.event.name``
     attribute; it is the default event of the track (``segment.event`` overrides it).
     A mapping *body* adds to the properties, under the record's ``segment.properties.*``.
-    *app_context* is :func:`app` of the record's resource.
+    *app_context* is :func:`app` of the record's resource, *trace* the
+    :func:`trace_context` of its ids.
 
     Returns:
         Nothing for a record with no event name and no marker.
@@ -251,7 +250,7 @@ def log_messages(
     if not event_name and TYPE_KEY not in attributes and EVENT_KEY not in attributes:
         return []
     default_name = event_name or (body if isinstance(body, str) else None)
-    context = _context(app_context, trace_id, span_id)
+    context = _context(app_context, trace)
     kind, fields = _fields(attributes, default_name, None, context, time_unix_nano)
     if body is not None and isinstance(body, Mapping) and "properties" in fields:
         fields["properties"] = {**body, **fields["properties"]}
@@ -338,9 +337,8 @@ def _span_outcome(span: ReadableSpan) -> Fields:
     return outcome
 
 
-def _context(app_context: Fields, trace_id: int, span_id: int) -> dict[str, Any]:
+def _context(app_context: Fields, trace: dict[str, str] | None) -> dict[str, Any]:
     context: dict[str, Any] = {}
-    trace = trace_context(trace_id, span_id)
     if trace is not None:
         context["trace"] = trace
     if app_context:
