@@ -211,7 +211,7 @@ class Client(SegmentCalls, RequestIntake):
 
     # -- the pipeline ----------------------------------------------------------------
 
-    def _send(  # noqa: C901 - the hot path, kept in one frame
+    def _send(  # noqa: C901, PLR0912 - the hot path, kept in one frame
         self,
         builder: Callable[..., messages.Message],
         fields: tuple[Any, ...],
@@ -227,9 +227,25 @@ class Client(SegmentCalls, RequestIntake):
             # that gives its user outside every scope pays one ContextVar.get() for it.
             base: Mapping[str, Any] = self._base_context
             scope = identify.SCOPE.get()
-            if scope is not None or not fields or not fields[0] or builder is messages.alias:
+            if scope is not None:
+                found = scope.merged
+                fill = identify.FILLERS.get(builder)
+                if (  # the common case, inlined: the scope's user for a call with no ids
+                    found is not None
+                    and fill is not None
+                    and found.user_id is not None
+                    and not found.context
+                    and fields[fill[0]] is None
+                    and (fill[1] is None or fields[fill[1]] is None)
+                ):
+                    fields = fill[2](fields, found.user_id, found.anonymous_id)
+                else:
+                    builder, fields, base = identify.complete(
+                        builder, fields, base, self.config.identity_from_baggage, scope
+                    )
+            elif not fields or not fields[0] or builder is messages.alias:
                 builder, fields, base = identify.complete(
-                    builder, fields, base, self.config.identity_from_baggage, scope
+                    builder, fields, base, self.config.identity_from_baggage, None
                 )
             msg = builder(base, *fields)
             span = otel_trace.get_current_span().get_span_context()
