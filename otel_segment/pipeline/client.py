@@ -227,25 +227,19 @@ class Client(SegmentCalls, RequestIntake):
             # that gives its user outside every scope pays one ContextVar.get() for it.
             base: Mapping[str, Any] = self._base_context
             scope = identify.SCOPE.get()
-            if scope is not None:
-                found = scope.merged
-                fill = identify.FILLERS.get(builder)
-                if (  # the common case, inlined: the scope's user for a call with no ids
-                    found is not None
-                    and fill is not None
-                    and found.user_id is not None
-                    and not found.context
-                    and fields[fill[0]] is None
-                    and (fill[1] is None or fields[fill[1]] is None)
-                ):
-                    fields = fill[2](fields, found.user_id, found.anonymous_id)
-                else:
-                    builder, fields, base = identify.complete(
-                        builder, fields, base, self.config.identity_from_baggage, scope
-                    )
-            elif not fields or not fields[0] or builder is messages.alias:
+            if (  # the common case, inlined: the scope's user for a call with no ids
+                scope is not None
+                and (found := scope.merged) is not None
+                and (fill := identify.FILLERS.get(builder)) is not None
+                and found.user_id is not None
+                and not found.context
+                and fields[fill[0]] is None
+                and (fill[1] is None or fields[fill[1]] is None)
+            ):
+                fields = fill[2](fields, found.user_id, found.anonymous_id)
+            elif scope is not None or not fields or not fields[0] or builder is messages.alias:
                 builder, fields, base = identify.complete(
-                    builder, fields, base, self.config.identity_from_baggage, None
+                    builder, fields, base, self.config.identity_from_baggage, scope
                 )
             msg = builder(base, *fields)
             span = otel_trace.get_current_span().get_span_context()
