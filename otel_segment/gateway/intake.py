@@ -106,26 +106,31 @@ class Intake:
         """Map every record and encode its messages; count and explain what fails."""
         tally = _Tally()
         encode = self._client.encode
+        encoded = tally.encoded
+        append = encoded.append
+        capacity = self._capacity
+        received = ignored = 0
         for mapped in _mapped(request):
-            tally.received += 1
+            received += 1
             if isinstance(mapped, Exception):
                 tally.reject(mapped)
             elif not mapped:
-                tally.ignored += 1
+                ignored += 1
             else:
-                errors = []
+                error = None
                 for kind, fields in mapped:
                     try:
                         data = encode(str(kind), **fields)
-                    except (TypeError, ValueError) as error:  # counted by the client
-                        errors.append(error)
+                    except (TypeError, ValueError) as failed:  # counted by the client
+                        error = error or failed
                     else:
                         if data is not None:  # None: a hook (before_send, the plan) took it
-                            tally.encoded.append(data)
-                if len(tally.encoded) > self._capacity:  # stop early: memory stays bounded
-                    raise _too_many(self._capacity)
-                if errors:
-                    tally.reject(errors[0])
+                            append(data)
+                if len(encoded) > capacity:  # stop early: memory stays bounded
+                    raise _too_many(capacity)
+                if error is not None:
+                    tally.reject(error)
+        tally.received, tally.ignored = received, ignored
         return tally
 
 

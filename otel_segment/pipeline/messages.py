@@ -100,7 +100,10 @@ def now_timestamp() -> str:
 def _epoch_timestamp(seconds: float) -> str:
     # Round to microseconds first, as datetime.fromtimestamp() does, then truncate to ms.
     whole, micros = divmod(round(seconds * 1_000_000), 1_000_000)
-    return f"{_second_prefix(whole)}.{micros // 1000:03d}+00:00"
+    return _second_prefix(whole) + _MILLISECONDS[micros // 1000]
+
+
+_MILLISECONDS: Final = tuple(f".{ms:03d}+00:00" for ms in range(1000))
 
 
 def format_timestamp(value: dt.datetime | float | None, field: str = "timestamp") -> str:
