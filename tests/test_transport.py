@@ -239,3 +239,60 @@ class TestWriteKey:
 
         assert WRITE_KEY not in caplog.text
         assert WRITE_KEY not in str(errors.calls[0][0])
+
+
+_PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
+
+
+@pytest.fixture
+def no_proxy_environment(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """No proxy variable set, in either case, for the test to set its own."""
+    for name in _PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    return monkeypatch
+
+
+class TestEnvironment:
+    """$HTTP_PROXY, $NO_PROXY and $REQUESTS_CA_BUNDLE apply as requests applies them."""
+
+    def test_proxy_from_the_environment(
+        self, segment_server: ScriptedServer, no_proxy_environment: pytest.MonkeyPatch
+    ) -> None:
+        """With $HTTP_PROXY set, batches go to the proxy, asking for the Segment URL."""
+        no_proxy_environment.setenv("HTTP_PROXY", segment_server.url)
+        client = Client(WRITE_KEY, "http://segment.invalid", flush_interval=30)
+        try:
+            _, message = client.track("u1", "Through A Proxy")
+            assert client.flush(timeout=5)
+        finally:
+            client.shutdown(timeout=5)
+        assert message_ids([message]) == message_ids(segment_server.messages)
+        assert ["http://segment.invalid/v1/batch"] == [r.path for r in segment_server.requests]
+
+    def test_no_proxy_for_the_host(
+        self, segment_server: ScriptedServer, no_proxy_environment: pytest.MonkeyPatch
+    ) -> None:
+        """$NO_PROXY naming the host sends straight to it, past a proxy that is not there."""
+        with Sink() as gone:
+            no_proxy_environment.setenv("HTTP_PROXY", gone.url)
+        no_proxy_environment.setenv("NO_PROXY", "127.0.0.1")
+        client = Client(WRITE_KEY, segment_server.url, flush_interval=30)
+        try:
+            _, message = client.track("u1", "Direct")
+            assert client.flush(timeout=5)
+        finally:
+            client.shutdown(timeout=5)
+        assert message_ids([message]) == message_ids(segment_server.messages)
+        assert ["/v1/batch"] == [r.path for r in segment_server.requests]
+
+    def test_ca_bundle_from_the_environment(
+        self, tls_server: TlsServer, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """With verify left at True, $REQUESTS_CA_BUNDLE names the CA bundle, as for requests."""
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", tls_server.ca_bundle_path)
+        message, errors = _track_one(
+            tls_server, cert=tls_server.client_cert_paths, retry=FAST_RETRY.replace(max_attempts=2)
+        )
+        assert [] == [str(error) for error, _ in errors.calls]
+        assert message_ids([message]) == message_ids(tls_server.server.messages)
