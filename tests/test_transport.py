@@ -253,6 +253,17 @@ def no_proxy_environment(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     return monkeypatch
 
 
+def _delivered_one(host: str) -> Message:
+    """Track one message through a client of *host*, flushed; the message."""
+    client = Client(WRITE_KEY, host, flush_interval=30)
+    try:
+        _, message = client.track("u1", "Ev")
+        assert client.flush(timeout=5)
+    finally:
+        client.shutdown(timeout=5)
+    return message
+
+
 class TestEnvironment:
     """$HTTP_PROXY, $NO_PROXY and $REQUESTS_CA_BUNDLE apply as requests applies them."""
 
@@ -261,12 +272,7 @@ class TestEnvironment:
     ) -> None:
         """With $HTTP_PROXY set, batches go to the proxy, asking for the Segment URL."""
         no_proxy_environment.setenv("HTTP_PROXY", segment_server.url)
-        client = Client(WRITE_KEY, "http://segment.invalid", flush_interval=30)
-        try:
-            _, message = client.track("u1", "Through A Proxy")
-            assert client.flush(timeout=5)
-        finally:
-            client.shutdown(timeout=5)
+        message = _delivered_one("http://segment.invalid")
         assert message_ids([message]) == message_ids(segment_server.messages)
         assert ["http://segment.invalid/v1/batch"] == [r.path for r in segment_server.requests]
 
@@ -277,12 +283,7 @@ class TestEnvironment:
         with Sink() as gone:
             no_proxy_environment.setenv("HTTP_PROXY", gone.url)
         no_proxy_environment.setenv("NO_PROXY", "127.0.0.1")
-        client = Client(WRITE_KEY, segment_server.url, flush_interval=30)
-        try:
-            _, message = client.track("u1", "Direct")
-            assert client.flush(timeout=5)
-        finally:
-            client.shutdown(timeout=5)
+        message = _delivered_one(segment_server.url)
         assert message_ids([message]) == message_ids(segment_server.messages)
         assert ["/v1/batch"] == [r.path for r in segment_server.requests]
 
