@@ -146,7 +146,7 @@ def spans(request: ExportTraceServiceRequest) -> Iterator[Mapped]:
                 try:
                     view = _span_view(span, resource)
                     # The view offers what span_messages reads of a ReadableSpan
-                    # (tests/test_gateway_mapping.py proves the results equal).
+                    # (tests/test_gateway_records.py proves the results equal).
                     yield span_messages(cast("ReadableSpan", view))
                 except Exception as error:  # noqa: BLE001 - a bad span costs that span only
                     yield error
@@ -209,7 +209,7 @@ def _log_record(record: LogRecord, app_context: Fields) -> list[tuple[object, Fi
     if annotation is not None and isinstance(annotation, Mapping):  # None: no ABC check
         return [_logging_record(found, annotation, record)]
     # The parts an SDK log record offers log_record_messages, as the SDK holds them
-    # (tests/test_gateway_mapping.py proves the results equal).
+    # (tests/test_gateway_records.py proves the results equal).
     return log_messages(
         found,
         record.event_name,

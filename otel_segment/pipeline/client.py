@@ -10,7 +10,6 @@ caller's thread never touches the network unless ``sync_mode`` asks for it (OAut
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import TYPE_CHECKING, Any, Self
 
@@ -21,6 +20,7 @@ from otel_segment.pipeline import capture as _capture
 from otel_segment.pipeline import identify, messages, tracking
 from otel_segment.pipeline import options as _options
 from otel_segment.pipeline.assembly import build_processor
+from otel_segment.pipeline.awaiting import Awaiting
 from otel_segment.pipeline.batching import ErrorCallback, in_pipeline
 from otel_segment.pipeline.calls import Id, JSONMapping, Result, SegmentCalls
 from otel_segment.pipeline.config import MAX_SEGMENT_BATCH_BYTES, ClientConfig
@@ -61,7 +61,7 @@ __all__ = [
 _logger = logging.getLogger("otel_segment")
 
 
-class Client(SegmentCalls, RequestIntake):
+class Client(SegmentCalls, RequestIntake, Awaiting):
     """
     Sends Segment Spec messages through one batching pipeline.
 
@@ -310,40 +310,6 @@ class Client(SegmentCalls, RequestIntake):
         self._closed = True
         forget_at_exit(self)
         return self._processor.shutdown(remaining(deadline))
-
-    # -- asyncio: the same, awaited without blocking the event loop --------------------
-
-    async def aflush(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109 - the promised name
-        """
-        :meth:`flush`, awaited: the event loop runs on while the queue drains.
-
-        The wait happens on a thread of the loop's default executor; cancelling the
-        awaiting task stops the wait, not the delivery.
-
-        .. versionadded:: 0.2.0
-        """
-        return await asyncio.get_running_loop().run_in_executor(None, self.flush, timeout)
-
-    async def ashutdown(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109 - as aflush
-        """
-        :meth:`shutdown`, awaited without blocking the event loop (as :meth:`aflush`).
-
-        .. versionadded:: 0.2.0
-        """
-        return await asyncio.get_running_loop().run_in_executor(None, self.shutdown, timeout)
-
-    async def __aenter__(self) -> Self:
-        """Use the client in an ``async with`` block; it shuts down on exit."""
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        """Shut down (as :meth:`ashutdown`), delivering what is queued."""
-        await self.ashutdown()
 
     def every(self, seconds: float, callback: Callable[[], object]) -> Callable[[], None]:
         """

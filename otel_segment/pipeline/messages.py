@@ -86,6 +86,10 @@ def new_message_id() -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
+_MILLISECONDS: Final = tuple(f".{ms:03d}+00:00" for ms in range(1000))
+"""A timestamp's tail by its milliseconds: a lookup, not a format, per message."""
+
+
 @functools.lru_cache(maxsize=4)
 def _second_prefix(epoch_second: int) -> str:
     # isoformat, not strftime("%Y"): glibc writes year 1 as "1", not "0001"
@@ -101,9 +105,6 @@ def _epoch_timestamp(seconds: float) -> str:
     # Round to microseconds first, as datetime.fromtimestamp() does, then truncate to ms.
     whole, micros = divmod(round(seconds * 1_000_000), 1_000_000)
     return _second_prefix(whole) + _MILLISECONDS[micros // 1000]
-
-
-_MILLISECONDS: Final = tuple(f".{ms:03d}+00:00" for ms in range(1000))
 
 
 def format_timestamp(value: dt.datetime | float | None, field: str = "timestamp") -> str:

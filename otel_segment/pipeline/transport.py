@@ -93,7 +93,7 @@ class HttpTransport:
         self._gzip = gzip
         self._timeout = timeout
         self._proxies = proxies
-        self._verify = verify if proxies is not None else _environment_verify(verify)
+        self._verify = verify
         self._cert = cert
         self._tokens = tokens
         token = base64.b64encode(f"{write_key}:".encode()).decode("ascii")
@@ -116,15 +116,16 @@ class HttpTransport:
     def _new_session(self) -> requests.Session:
         session = requests.Session()
         session.headers.clear()
-        # The environment's proxies (and CA bundle, in __init__) are read once, here, as
-        # requests would read them for this URL: per request they cost 40 % of a small
-        # batch's CPU, and that thread's many short GIL holds stall an event loop.
+        # The environment's proxies and CA bundle are read once per session, as requests
+        # would read them for this URL: per request they cost 40 % of a batch's CPU.
         # Explicit proxies ignore the environment, as before.
         session.trust_env = False
-        session.proxies.update(
-            self._proxies if self._proxies is not None else _environment_proxies(self.url)
-        )
-        session.verify = self._verify
+        if self._proxies is not None:
+            session.proxies.update(self._proxies)
+            session.verify = self._verify
+        else:
+            session.proxies.update(_environment_proxies(self.url))
+            session.verify = _environment_verify(self._verify)
         session.cert = self._cert
         return session
 

@@ -211,10 +211,8 @@ def log_record_messages(item: object) -> list[tuple[object, Fields]]:
     record: Any = getattr(item, "log_record", item)
     attributes = plain(record.attributes)
     event_name = getattr(record, "event_name", None)
-    if not event_name and not (
-        TYPE_KEY in attributes or EVENT_KEY in attributes or _EVENT_NAME_KEY in attributes
-    ):
-        return []  # the test every unmarked record pays for
+    if not _log_is_marked(event_name, attributes):
+        return []  # the test every unmarked record pays for: no resource or ids are read
     resource = getattr(item, "resource", None) or getattr(record, "resource", None)
     return log_messages(
         attributes,
@@ -246,15 +244,24 @@ def log_messages(
     Returns:
         Nothing for a record with no event name and no marker.
     """
-    event_name = event_name or attributes.get(_EVENT_NAME_KEY)
-    if not event_name and TYPE_KEY not in attributes and EVENT_KEY not in attributes:
+    if not _log_is_marked(event_name, attributes):
         return []
+    event_name = event_name or attributes.get(_EVENT_NAME_KEY)
     default_name = event_name or (body if isinstance(body, str) else None)
     context = _context(app_context, trace)
     kind, fields = _fields(attributes, default_name, None, context, time_unix_nano)
     if body is not None and isinstance(body, Mapping) and "properties" in fields:
         fields["properties"] = {**body, **fields["properties"]}
     return [(kind, fields)]
+
+
+def _log_is_marked(event_name: str | None, attributes: _Attributes) -> bool:
+    """Whether a log record has an event name (field or attribute) or a marker (plain dict)."""
+    return (
+        bool(event_name or attributes.get(_EVENT_NAME_KEY))
+        or TYPE_KEY in attributes
+        or EVENT_KEY in attributes
+    )
 
 
 def trace_context(trace_id: int, span_id: int) -> dict[str, str] | None:
