@@ -21,7 +21,9 @@ from otel_segment import (
     QueueFullError,
     ShutdownError,
 )
+from otel_segment.pipeline.backlogs import Batch
 from otel_segment.pipeline.batching import in_pipeline
+from otel_segment.pipeline.inflight import OVERLAP_AFTER_SECONDS, InFlight
 
 
 class TestTriggers:
@@ -159,6 +161,40 @@ class TestInFlight:
         assert len(arrivals) >= 6
         assert arrivals[2] - arrivals[0] < 0.25
         assert elapsed < 0.3 * len(arrivals) * 0.75
+
+    def test_a_request_joins_another_only_once_it_is_under_way(self) -> None:
+        """Requests of a backlog start a moment apart, not at once (overlap hides latency)."""
+        with ScriptedServer(latency_seconds=0.3) as server:
+            factory = Clients(server)
+            try:
+                client = factory(max_batch_bytes=2_000, max_message_bytes=1_000, max_in_flight=3)
+                for _ in range(6):
+                    client.track("u1", "Ev", _sized("t", 500))
+                assert client.flush(timeout=10)
+            finally:
+                factory.close()
+            arrivals = sorted(request.received_at for request in server.requests)
+
+        assert len(arrivals) >= 3
+        # the third starts two spacings after the first; half of that at the server
+        # leaves room for the requests' own jitter
+        assert OVERLAP_AFTER_SECONDS <= arrivals[2] - arrivals[0] < 0.25
+
+    @given(st.lists(st.floats(0, 1), min_size=1, max_size=5))
+    def test_overlap_wait(self, elapsed: list[float]) -> None:
+        """Nothing under way: at once; else the latest batch's start + the rule, until settled."""
+        ledger = InFlight()
+        assert ledger.overlap_wait(0.0) <= 0
+        now = 100.0
+        starts = []
+        for step in elapsed:
+            now += step
+            starts.append(ledger.add(Batch([b"{}"]), now))
+            assert ledger.overlap_wait(now) == pytest.approx(OVERLAP_AFTER_SECONDS)
+            assert ledger.overlap_wait(now + OVERLAP_AFTER_SECONDS) <= 1e-9
+        for start in starts:
+            ledger.done(start)
+        assert ledger.overlap_wait(now) <= 0
 
 
 class TestOversize:

@@ -282,6 +282,18 @@ class TestBatchEnvelope:
             "writeKey": 'k"ey',
         } == strict_loads(body)
 
+    @pytest.mark.parametrize("count", [0, 1, 2, 3])
+    def test_body_leaves_the_batch_as_it_was(self, count: int) -> None:
+        """Every message in order, and the list kept intact for the next attempt."""
+        envelope = BatchEnvelope("some-key")
+        items = [dumps({"n": n}) for n in range(count)]
+        kept = list(items)
+        for sent_at in ("2026-01-01T00:00:00.000+00:00", "2026-01-01T00:00:01.000+00:00"):
+            body = strict_loads(envelope.body(items, sent_at))
+            assert [{"n": n} for n in range(count)] == body["batch"]
+            assert sent_at == body["sentAt"]
+        assert kept == items
+
     @pytest.mark.parametrize("count", [1, 2, 10])
     def test_overhead_is_exact(self, count: int) -> None:
         """Body size = overhead + messages + one comma between each."""

@@ -298,7 +298,7 @@ class BatchProcessor:
                 self._work.notify()
 
     def _take(self) -> tuple[int, Batch] | None:
-        """Wait until a batch is due; cut it. ``None`` when stopping with nothing left."""
+        """Wait until a batch is due and may start (see InFlight.overlap_wait); cut it, or None."""
         with self._lock:
             while True:
                 now = time.monotonic()
@@ -306,9 +306,12 @@ class BatchProcessor:
                     if self._first_at is None:
                         self._first_at = now
                     due = self._first_at + self._flush_interval
-                    if self._due(now >= due):
+                    if not self._due(now >= due):
+                        self._work.wait(due - now)
+                    elif (overlap := self._inflight.overlap_wait(now)) <= 0:
                         return self._cut(now)
-                    self._work.wait(due - now)
+                    else:
+                        self._work.wait(overlap)
                 elif self._closed:
                     return None
                 else:
@@ -320,7 +323,8 @@ class BatchProcessor:
 
         ``flush_at`` messages start a request only when none is under way: while one
         is, messages pile up and leave together in the next, larger batch. A full
-        batch (by bytes) always goes, so slow endpoints get several requests in flight.
+        batch (by bytes) always goes (once the latest request is 4 ms under way), so
+        slow endpoints get several requests in flight.
         """
         return (
             waited_enough
@@ -333,7 +337,7 @@ class BatchProcessor:
     def _cut(self, now: float) -> tuple[int, Batch]:
         """Take the next batch from the backlog and number it (lock held)."""
         batch = self._backlog.take(self._batch_budget)
-        start = self._inflight.add(batch)
+        start = self._inflight.add(batch, now)
         more = len(self._backlog) > 0
         self._first_at = now if more else None
         if more:
@@ -362,6 +366,7 @@ class BatchProcessor:
             policy=policy,
             abort=self._abort,
             retried=functools.partial(self._count, retried=1),
+            give_way=start >= 0,  # a worker's batch (or the exit drain's), not a sync send
         )
         if start >= 0 and not self._claim(start):
             return not isinstance(sent, DeliveryError)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from otel_segment.errors import DeliveryError
 from otel_segment.pipeline.messages import now_timestamp
@@ -23,9 +23,11 @@ if TYPE_CHECKING:
     from otel_segment.pipeline.retry import RetryPolicy
     from otel_segment.pipeline.transport import HttpTransport, Outcome
 
-__all__ = ["send_batch"]
+__all__ = ["send_batch", "yield_gil"]
 
 _logger = logging.getLogger("otel_segment")
+
+_YIELD_SECONDS: Final = 0.0001
 
 
 def send_batch(
@@ -36,12 +38,15 @@ def send_batch(
     policy: RetryPolicy,
     abort: threading.Event,
     retried: Callable[[], object],
+    give_way: bool = False,
 ) -> int | DeliveryError:
     """
     Post *items* as one body until it is accepted or given up; each attempt is stamped anew.
 
     Before each retry, the *policy*'s wait is spent on *abort*, then *retried* is called:
     once *abort* is set (the shutdown deadline), the wait ends and the batch is given up.
+    With *give_way* (on a worker's thread), building the body and each attempt end with
+    :func:`yield_gil`.
 
     Returns:
         The accepted body's size in bytes, or why the batch was given up.
@@ -50,7 +55,11 @@ def send_batch(
     started = time.monotonic()
     while True:
         body = envelope.body(items, now_timestamp())
+        if give_way:
+            yield_gil()
         outcome = transport.post(body, retry_count=attempts)
+        if give_way:
+            yield_gil()
         attempts += 1
         if outcome.ok:
             return len(body)
@@ -66,6 +75,18 @@ def send_batch(
         if abort.wait(wait):
             return _given_up(outcome, attempts, "shut down while")
         retried()
+
+
+def yield_gil() -> None:
+    """
+    Sleep a moment, so that a thread waiting for the GIL (an event loop) takes it.
+
+    Building a body and posting it hold the GIL for up to a millisecond or so at a time.
+    A worker that goes straight on, or a second worker waiting too, would keep the GIL
+    among the pipeline's threads, and a waiting event loop would get it only when
+    CPython forces a switch, after 5 ms (``sys.getswitchinterval()``).
+    """
+    time.sleep(_YIELD_SECONDS)
 
 
 def _given_up(outcome: Outcome, attempts: int, prefix: str = "") -> DeliveryError:

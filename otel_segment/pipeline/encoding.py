@@ -227,4 +227,12 @@ class BatchEnvelope:
 
     def body(self, messages: list[bytes], sent_at: str) -> bytes:
         """Join encoded *messages* into one body stamped *sent_at*."""
-        return b"".join((self._head, b",".join(messages), self._tail % sent_at.encode()))
+        tail = self._tail % sent_at.encode()
+        if not messages:
+            return self._head + tail
+        # One join, one copy of the body: each fresh 500 KB buffer costs its page faults
+        # (about 1 ms on a VM), with the GIL held.
+        parts = messages.copy()
+        parts[0] = self._head + parts[0]
+        parts[-1] += tail
+        return b",".join(parts)

@@ -11,12 +11,15 @@ processor's lock guards the ledger. Standard library only.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
     from otel_segment.pipeline.backlogs import Batch
 
-__all__ = ["InFlight"]
+__all__ = ["OVERLAP_AFTER_SECONDS", "InFlight"]
+
+OVERLAP_AFTER_SECONDS: Final = 0.004
+"""How long the latest request is under way before another may start beside it."""
 
 
 class InFlight:
@@ -24,6 +27,7 @@ class InFlight:
 
     def __init__(self) -> None:
         self._taken = 0
+        self._started_at = 0.0
         self._batches: dict[int, Batch] = {}
         self._claimed: set[int] = set()
         self._written_off: set[int] = set()
@@ -37,8 +41,9 @@ class InFlight:
         """Messages ever taken from the backlog (sent, or failed at shutdown)."""
         return self._taken
 
-    def add(self, batch: Batch) -> int:
-        """Number *batch* and hold it until :meth:`done`; its number."""
+    def add(self, batch: Batch, now: float) -> int:
+        """Number *batch*, taken at *now*, and hold it until :meth:`done`; its number."""
+        self._started_at = now
         start = self._taken
         self._taken += len(batch.items)
         self._batches[start] = batch
@@ -60,6 +65,19 @@ class InFlight:
         del self._batches[start]
         self._claimed.discard(start)
         self._written_off.discard(start)
+
+    def overlap_wait(self, now: float) -> float:
+        """
+        Seconds until another request may start beside those under way (<= 0: now).
+
+        Requests overlap to hide the network's latency. One answered within
+        :data:`OVERLAP_AFTER_SECONDS` gains nothing from a second beside it, as both take
+        the GIL, and two workers trading the GIL starve a waiting event loop for up to
+        CPython's 5 ms switch interval.
+        """
+        if not self._batches:
+            return 0.0
+        return self._started_at + OVERLAP_AFTER_SECONDS - now
 
     def low_water(self) -> int:
         """The sequence number below which every message is settled."""
