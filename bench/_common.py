@@ -65,12 +65,13 @@ class Control:
 class SinkProcess:
     """A ``bench/sink_proc.py`` child: its sink URL and control endpoint; ends when closed."""
 
-    def __init__(self, latency_seconds: float = 0.0) -> None:
+    def __init__(self, latency_seconds: float = 0.0, *, accept_only: bool = False) -> None:
         import subprocess  # noqa: PLC0415 - see the module docstring
 
         self.latency_seconds = latency_seconds
+        options = ["--latency", str(latency_seconds)] + (["--accept-only"] if accept_only else [])
         self._process: subprocess.Popen[str] = subprocess.Popen(
-            [sys.executable, str(HERE / "sink_proc.py"), "--latency", str(latency_seconds)],
+            [sys.executable, str(HERE / "sink_proc.py"), *options],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,

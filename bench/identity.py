@@ -14,12 +14,17 @@ Figures (each the best of *R* rounds of *N* calls after a warm-up, ``time.perf_c
   for such a call after one ``ContextVar.get()``; the figure is what it would cost).
   ``valgrind --tool=callgrind`` counts are steadier: see the README.
 - ``await client.aflush()`` during a 20,000-track burst (chunks of 200 calls, the loop
-  turning between them; the flush awaited from the first chunk on), against a sink
-  process: the longest gap between two turns of a 1 ms ticker task that began after the
-  burst's last call, while the flush was awaited, and over the whole run (which includes
-  the burst's own chunks, about 1.5 ms of calls each); and the same with no flush awaited (the loop
-  polls ``stats()`` until all is delivered), the baseline: what the pipeline's own
-  threads cost the loop. Target: the flush's wait stalls the loop < 5 ms.
+  turning between them; the flush awaited from the first chunk on): the longest gap
+  between two turns of a 1 ms ticker task that began after the burst's last call, while
+  the flush was awaited, and over the whole run (which includes the burst's own chunks,
+  about 1.5 ms of calls each); and the same with no flush awaited (the loop polls
+  ``stats()`` until all is delivered), the baseline: what the pipeline's own threads cost
+  the loop. Target: the flush's wait stalls the loop < 5 ms. Against an accept-only sink
+  process (``sink_proc.py --accept-only``: reads each body, parses nothing), as a remote
+  endpoint costs this machine nothing; then against the checking Sink (``checking_sink_``),
+  which on a 2-core machine keeps a core busy through the delivery. Each with the
+  machine's floor (``floor_``): the gap of a loop that only ticks while another process
+  delivers the same burst to the same sink, which no in-process design can beat.
 - An unmarked server span under ``SegmentSampler(TraceIdRatioBased(0.01))`` with a
   ``SegmentSpanProcessor`` and a ``BatchSpanProcessor``: start and end, dropped
   (``record_kinds=()``) and kept recording (the default, for late markers), with no
@@ -126,23 +131,38 @@ def identity_cost(iterations: int, rounds: int) -> dict[str, float]:
     }
 
 
+class _Ticker:
+    """A 1 ms ticker task; the gaps between its turns, each with when it began."""
+
+    def __init__(self) -> None:
+        self.gaps: list[tuple[float, float]] = []
+        self._running = True
+        self._task = asyncio.create_task(self._tick())
+
+    async def _tick(self) -> None:
+        last = time.perf_counter()
+        while self._running:
+            await asyncio.sleep(TICK_SECONDS)
+            now = time.perf_counter()
+            self.gaps.append((last, now - last))
+            last = now
+
+    async def stop(self) -> None:
+        """End the ticker after its next turn."""
+        self._running = False
+        await self._task
+
+    def longest_ms(self, since: float, until: float = float("inf")) -> float:
+        """The longest gap that began between *since* and *until*, in ms."""
+        return max((gap for began, gap in self.gaps if since <= began < until), default=0.0) * 1e3
+
+
 async def _stalls(client: otel_segment.Client, *, awaited: bool) -> dict[str, float]:
     """
     Loop gaps during a burst and its delivery: awaiting ``aflush()``, or (*awaited*
     false, the baseline) polling ``stats()`` each millisecond until all is delivered.
     """
-    gaps: list[tuple[float, float]] = []  # (when it began, gap)
-    running = True
-
-    async def tick() -> None:
-        last = time.perf_counter()
-        while running:
-            await asyncio.sleep(TICK_SECONDS)
-            now = time.perf_counter()
-            gaps.append((last, now - last))
-            last = now
-
-    ticker = asyncio.create_task(tick())
+    ticker = _Ticker()
     await asyncio.sleep(0.05)
     flushing = asyncio.create_task(client.aflush(60)) if awaited else None
     for i in range(0, BURST, CHUNK):
@@ -157,34 +177,75 @@ async def _stalls(client: otel_segment.Client, *, awaited: bool) -> dict[str, fl
         while client.stats()["delivered"] < BURST:  # noqa: ASYNC110 - polling is the baseline
             await asyncio.sleep(TICK_SECONDS)
     flushed = time.perf_counter()
-    running = False
-    await ticker
+    await ticker.stop()
     # A gap that began before the burst's last call returned holds the burst's own last
     # chunk: counted in the whole run's figure, not in the wait's.
-    after_burst = [gap for began, gap in gaps if burst_done <= began < flushed]
     return {
-        "longest_gap_ms": max(after_burst, default=0.0) * 1e3,
-        "run_longest_gap_ms": max(gap for _, gap in gaps) * 1e3,
+        "longest_gap_ms": ticker.longest_ms(burst_done, flushed),
+        "run_longest_gap_ms": ticker.longest_ms(0.0),
         "wait_ms": (flushed - burst_done) * 1e3,
     }
 
 
+_ANOTHER_PROCESS: Final = """
+import sys
+import otel_segment
+burst = int(sys.argv[2])
+client = otel_segment.Client("bench-key", host=sys.argv[1], max_queue_size=2 * burst)
+for n in range(burst):
+    client.track(f"user-{n}", "Burst")
+print("burst", flush=True)
+client.flush(60)
+print("flushed", flush=True)
+client.shutdown(30)
+"""
+
+
+async def _floor(url: str) -> float:
+    """
+    The machine's floor: the longest gap of a loop that only ticks while another process
+    delivers the same burst (from that burst's end until its flush returns), in ms.
+    """
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _ANOTHER_PROCESS, url, str(BURST), stdout=asyncio.subprocess.PIPE
+    )
+    assert child.stdout is not None  # asked for above
+    ticker = _Ticker()
+    await child.stdout.readline()
+    burst_done = time.perf_counter()
+    flushed_line = await child.stdout.readline()
+    flushed = time.perf_counter()
+    await ticker.stop()
+    if await child.wait() or not flushed_line:
+        raise RuntimeError("the delivering process failed")
+    return ticker.longest_ms(burst_done, flushed)
+
+
 def aflush_stalls(rounds: int) -> dict[str, float]:
-    """The loop's longest gaps while aflush() is awaited during a 20,000-track burst."""
+    """
+    The loop's longest gaps while aflush() is awaited during a 20,000-track burst: against
+    an accept-only sink and the checking Sink, each with the machine's floor.
+    """
     result: dict[str, float] = {}
-    with SinkProcess() as sink:
-        for _ in range(rounds):
-            for prefix, awaited in (("aflush_", True), ("no_flush_", False)):
-                client = otel_segment.Client("bench-key", host=sink.url, max_queue_size=BURST * 2)
-                try:
-                    found = asyncio.run(_stalls(client, awaited=awaited))
-                    delivered = client.stats()["delivered"]
-                finally:
-                    client.shutdown(30)
-                if delivered != BURST:
-                    raise RuntimeError(f"{delivered} of {BURST} delivered")
-                for key, value in found.items():
-                    result[prefix + key] = max(result.get(prefix + key, 0.0), value)
+    for sink_name, accept_only in (("", True), ("checking_sink_", False)):
+        with SinkProcess(accept_only=accept_only) as sink:
+            for _ in range(rounds):
+                for prefix, awaited in (("aflush_", True), ("no_flush_", False)):
+                    client = otel_segment.Client(
+                        "bench-key", host=sink.url, max_queue_size=BURST * 2
+                    )
+                    try:
+                        found = asyncio.run(_stalls(client, awaited=awaited))
+                        delivered = client.stats()["delivered"]
+                    finally:
+                        client.shutdown(30)
+                    if delivered != BURST:
+                        raise RuntimeError(f"{delivered} of {BURST} delivered")
+                    for key, value in found.items():
+                        name = sink_name + prefix + key
+                        result[name] = max(result.get(name, 0.0), value)
+                name = sink_name + "floor_longest_gap_ms"
+                result[name] = max(result.get(name, 0.0), asyncio.run(_floor(sink.url)))
     return result
 
 

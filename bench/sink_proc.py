@@ -1,9 +1,14 @@
 """
 The benchmark's sink, in a process of its own so that its CPU counts against neither client.
 
-Usage: ``python bench/sink_proc.py [--latency SECONDS]``. Starts an
+Usage: ``python bench/sink_proc.py [--latency SECONDS] [--accept-only]``. Starts an
 :class:`otel_segment.sink.Sink` and a small control endpoint, prints one JSON line
 ``{"url": ..., "control": ...}`` on stdout, and serves until stdin closes.
+
+``--accept-only`` serves a plain ``http.server`` instead, which reads each body and answers
+200 without parsing it (messages are counted by their ``"messageId"`` keys): a sink that
+costs this machine next to no CPU, as a remote endpoint would. The Sink parses and checks
+every message, which on a 2-core machine keeps one core busy through a burst's delivery.
 
 The control endpoint (plain HTTP on 127.0.0.1):
 
@@ -21,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import socket
 import sys
 import threading
 import time
@@ -47,14 +53,17 @@ class Counter:
 
     def on_batch(self, request: ReceivedRequest) -> None:
         """Count one accepted request; drop the sink's copy of it."""
-        size = len(request.messages)
+        self.add(len(request.messages))
+        if self.sink is not None:
+            self.sink.clear()
+
+    def add(self, size: int) -> None:
+        """Count one accepted request of *size* messages."""
         with self._changed:
             self.count += size
             self.requests += 1
             self.largest_batch = max(self.largest_batch, size)
             self._changed.notify_all()
-        if self.sink is not None:
-            self.sink.clear()
 
     def snapshot(self) -> dict[str, Any]:
         """The counters as a JSON-able dict."""
@@ -111,18 +120,54 @@ def _control_handler(counter: Counter) -> type[BaseHTTPRequestHandler]:
     return Control
 
 
+def _accepting_handler(counter: Counter) -> type[BaseHTTPRequestHandler]:
+    class Accept(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def setup(self) -> None:
+            super().setup()
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            counter.add(body.count(b'"messageId"'))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", "16")
+            self.end_headers()
+            self.wfile.write(b'{"success":true}')
+
+        def log_message(self, format: str, *args: Any) -> None:
+            """Stay quiet."""
+
+    return Accept
+
+
 def main() -> None:
     """Serve a sink and its control endpoint until stdin closes."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--latency", type=float, default=0.0, help="seconds before each answer")
+    parser.add_argument("--accept-only", action="store_true", help="answer without parsing")
     args = parser.parse_args()
     counter = Counter()
     control = ThreadingHTTPServer(("127.0.0.1", 0), _control_handler(counter))
     control.daemon_threads = True
     threading.Thread(target=control.serve_forever, daemon=True).start()
+    port = control.server_address[1]
+    if args.accept_only:
+        accept = ThreadingHTTPServer(("127.0.0.1", 0), _accepting_handler(counter))
+        accept.daemon_threads = True
+        threading.Thread(target=accept.serve_forever, daemon=True).start()
+        url = f"http://127.0.0.1:{accept.server_address[1]}"
+        print(json.dumps({"url": url, "control": f"http://127.0.0.1:{port}"}), flush=True)
+        sys.stdin.read()
+        accept.shutdown()
+        accept.server_close()
+        control.shutdown()
+        control.server_close()
+        return
     with Sink(latency_seconds=args.latency, on_batch=counter.on_batch) as sink:
         counter.sink = sink
-        port = control.server_address[1]
         print(json.dumps({"url": sink.url, "control": f"http://127.0.0.1:{port}"}), flush=True)
         sys.stdin.read()  # until the orchestrator closes our stdin (or dies)
     control.shutdown()
