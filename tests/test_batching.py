@@ -143,11 +143,11 @@ class TestInFlight:
     """A distant endpoint does not cap throughput: requests overlap."""
 
     def test_requests_overlap(self) -> None:
-        """With 0.3 s latency and max_in_flight=3, a backlog's batches are sent together."""
+        """With 0.3 s latency and max_in_flight=5, a backlog's batches go together, just apart."""
         with ScriptedServer(latency_seconds=0.3) as server:
             factory = Clients(server)
             try:
-                client = factory(max_batch_bytes=2_000, max_message_bytes=1_000, max_in_flight=3)
+                client = factory(max_batch_bytes=2_000, max_message_bytes=1_000, max_in_flight=5)
                 for _ in range(12):
                     client.track("u1", "Ev", _sized("t", 500))
                 started = time.monotonic()
@@ -159,26 +159,10 @@ class TestInFlight:
 
         assert 12 == client.stats()["delivered"]
         assert len(arrivals) >= 6
-        assert arrivals[2] - arrivals[0] < 0.25
+        # the fifth starts four spacings after the first; half of that at the server
+        # leaves room for the requests' own jitter (all at once: under 3 ms)
+        assert 2 * OVERLAP_AFTER_SECONDS <= arrivals[4] - arrivals[0] < 0.25
         assert elapsed < 0.3 * len(arrivals) * 0.75
-
-    def test_a_request_joins_another_only_once_it_is_under_way(self) -> None:
-        """Requests of a backlog start a moment apart, not at once (overlap hides latency)."""
-        with ScriptedServer(latency_seconds=0.3) as server:
-            factory = Clients(server)
-            try:
-                client = factory(max_batch_bytes=2_000, max_message_bytes=1_000, max_in_flight=3)
-                for _ in range(6):
-                    client.track("u1", "Ev", _sized("t", 500))
-                assert client.flush(timeout=10)
-            finally:
-                factory.close()
-            arrivals = sorted(request.received_at for request in server.requests)
-
-        assert len(arrivals) >= 3
-        # the third starts two spacings after the first; half of that at the server
-        # leaves room for the requests' own jitter
-        assert OVERLAP_AFTER_SECONDS <= arrivals[2] - arrivals[0] < 0.25
 
     @given(st.lists(st.floats(0, 1), min_size=1, max_size=5))
     def test_overlap_wait(self, elapsed: list[float]) -> None:
