@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -213,6 +214,20 @@ class TestPages:
         } == properties
         assert "127.0.0.1" == page["context"]["ip"]
         assert "/pricing" == page["context"]["page"]["path"]
+
+    def test_first_visit(self, clients: Clients, segment_server: ScriptedServer) -> None:
+        """No cookie and no user: the page gets a fresh anonymous id, as analytics.js does."""
+        client = clients()
+        app = SegmentMiddleware(whoami, client=client, page=True)
+        get(app, "/")
+        get(app, "/")
+
+        pages = delivered(client, segment_server, 2)
+        ids = [page["anonymousId"] for page in pages]
+        assert [None, None] == [page["userId"] for page in pages]
+        assert all(str(uuid.UUID(anonymous)) == anonymous for anonymous in ids)
+        assert ids[0] != ids[1]
+        assert "/" == pages[0]["context"]["page"]["path"]
 
     def test_login_during_the_request(
         self, clients: Clients, segment_server: ScriptedServer

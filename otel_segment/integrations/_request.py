@@ -306,23 +306,21 @@ class PageSender:
         current = current_identity()
         if current is None:
             return
-        context = {k: dict(v) if isinstance(v, Mapping) else v for k, v in current.context.items()}
-        page = context.get("page", {})
-        properties = {**page, "status": status, "duration_ms": duration_ms}
-        anonymous = current.anonymous_id
-        if anonymous is None and current.user_id is None:
+        page = current.context.get("page")
+        properties = {
+            **(page if isinstance(page, Mapping) else {}),
+            "status": status,
+            "duration_ms": duration_ms,
+        }
+        # The ids and context come from the scope, as for every message made in it.
+        anonymous = None
+        if current.anonymous_id is None and current.user_id is None:
             anonymous = str(uuid.uuid4())
         client = self._resolve()
         if client is None:
             return
         try:
-            client.page(
-                user_id=current.user_id,
-                name=name,
-                properties=properties,
-                context=context,
-                anonymous_id=anonymous,
-            )
+            client.page(name=name, properties=properties, anonymous_id=anonymous)
         except Exception:  # rejected: counted by the client; a closed client: logged
             _logger.warning("the page message of %s was not sent", name, exc_info=True)
 
