@@ -11,12 +11,17 @@ from __future__ import annotations
 import json
 import sys
 import threading
+from functools import partial
 from typing import TYPE_CHECKING
 
 from otel_segment.sink import Sink
 
 if TYPE_CHECKING:
     from otel_segment.sink import ReceivedRequest
+
+
+def _reached(state: dict[str, int], wanted: int) -> bool:
+    return state["count"] >= wanted
 
 
 def main() -> None:
@@ -46,9 +51,8 @@ def main() -> None:
         print(json.dumps({"url": running.url}), flush=True)
         for line in sys.stdin:
             _, wanted, timeout = line.split()
-            n = int(wanted)
             with changed:
-                reached = changed.wait_for(lambda n=n: state["count"] >= n, float(timeout))
+                reached = changed.wait_for(partial(_reached, state, int(wanted)), float(timeout))
                 print(json.dumps({**state, "reached": reached}), flush=True)
 
 

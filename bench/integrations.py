@@ -168,11 +168,15 @@ def flask_apps(client: otel_segment.Client) -> dict[str, Callable[..., Any]]:
     from otel_segment.integrations.flask import init_app  # noqa: PLC0415
 
     apps: dict[str, Callable[..., Any]] = {}
-    for name, options in (("without", None), ("with", {}), ("with pages", {"page": True})):
+    for name, wrapped, page in (
+        ("without", False, False),
+        ("with", True, False),
+        ("with pages", True, True),
+    ):
         app = Flask(f"bench-{name}")
         app.get("/")(lambda: "Hello, world!")
-        if options is not None:
-            init_app(app, client=client, **options)
+        if wrapped:
+            init_app(app, client=client, page=page)
         apps[name] = app
     return apps
 
