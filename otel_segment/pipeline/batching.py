@@ -2,9 +2,9 @@
 The delivery pipeline: workers, batches, flush, shutdown and fork, over a backlog.
 
 The caller's thread only appends bytes to a backlog under a lock; it never waits on the
-network. Workers send a batch when ``flush_at`` messages wait, when the oldest waited
-``flush_interval`` seconds, or at once on flush/shutdown; a batch takes every message that
-fits in ``max_batch_bytes``, and ``max_in_flight`` workers keep requests overlapping.
+network. Workers send a batch when :mod:`.pacing` says it is due (``flush_at``,
+``flush_interval``, or at once on flush/shutdown); a batch takes every message that fits
+in ``max_batch_bytes``, and ``max_in_flight`` workers keep requests overlapping.
 Where messages wait is the backlog's business (:mod:`.backlogs`: memory, or a spool): the
 processor takes a batch, sends it (:mod:`.delivery`) and settles it with its outcome;
 what will not be delivered goes through :mod:`.reporting`. A forked child starts afresh.
@@ -24,6 +24,7 @@ from otel_segment.pipeline.delivery import send_batch
 from otel_segment.pipeline.guard import in_pipeline, inside_pipeline, mark_pipeline_thread
 from otel_segment.pipeline.inflight import InFlight
 from otel_segment.pipeline.lifecycle import deadline_after, forget_at_fork, remaining, reset_at_fork
+from otel_segment.pipeline.pacing import Pacing
 from otel_segment.pipeline.reporting import ErrorCallback, Reporter
 
 if TYPE_CHECKING:
@@ -78,13 +79,12 @@ class BatchProcessor:
         self._backlog: Backlog = MemoryBacklog(max_queue_size) if backlog is None else backlog
         self._put = self._backlog.put  # bound once: enqueue is the caller's hot path
         self._policy = policy
-        self._flush_at = flush_at
-        self._flush_interval = flush_interval
         self._max_queue_size = max_queue_size
         self._batch_budget = max_batch_bytes - envelope.overhead
         self._on_error = on_error  # a fresh Reporter gets it in each process
         self._max_in_flight = max_in_flight
         self._closed = False
+        self._pacing = Pacing(flush_at, flush_interval, self._batch_budget)
         self._reset()
         self._backlog.attach(self, flush_at=flush_at, batch_budget=self._batch_budget)
         reset_at_fork(self)
@@ -97,7 +97,7 @@ class BatchProcessor:
         self._abort = threading.Event()
         self._workers: list[threading.Thread] = []
         self._flushing = 0
-        self._first_at: float | None = None
+        self._pacing.restart()
         self._inflight = InFlight()
         self._counts = dict.fromkeys(_COUNTERS, 0)
         self._reporter = Reporter(self._on_error)
@@ -298,48 +298,27 @@ class BatchProcessor:
                 self._work.notify()
 
     def _take(self) -> tuple[int, Batch] | None:
-        """Wait until a batch is due and may start (see InFlight.overlap_wait); cut it, or None."""
+        """Wait until a batch may go (:class:`Pacing`); cut it. ``None``: stopping, none left."""
         with self._lock:
             while True:
                 now = time.monotonic()
                 if len(self._backlog):
-                    if self._first_at is None:
-                        self._first_at = now
-                    due = self._first_at + self._flush_interval
-                    if not self._due(now >= due):
-                        self._work.wait(due - now)
-                    elif (overlap := self._inflight.overlap_wait(now)) <= 0:
+                    urgent = self._flushing > 0 or self._closed
+                    wait = self._pacing.wait(now, self._backlog, self._inflight, urgent=urgent)
+                    if wait <= 0:
                         return self._cut(now)
-                    else:
-                        self._work.wait(overlap)
+                    self._work.wait(wait)
                 elif self._closed:
                     return None
                 else:
                     self._work.wait()
-
-    def _due(self, waited_enough: bool) -> bool:
-        """
-        Whether a batch should go now (lock held).
-
-        ``flush_at`` messages start a request only when none is under way: while one
-        is, messages pile up and leave together in the next, larger batch. A full
-        batch (by bytes) always goes (once the latest request is 4 ms under way), so
-        slow endpoints get several requests in flight.
-        """
-        return (
-            waited_enough
-            or self._flushing > 0
-            or self._closed
-            or self._backlog.queued_bytes > self._batch_budget
-            or (len(self._backlog) >= self._flush_at and not self._inflight)
-        )
 
     def _cut(self, now: float) -> tuple[int, Batch]:
         """Take the next batch from the backlog and number it (lock held)."""
         batch = self._backlog.take(self._batch_budget)
         start = self._inflight.add(batch, now)
         more = len(self._backlog) > 0
-        self._first_at = now if more else None
+        self._pacing.cut(now, more=more)
         if more:
             self._work.notify()  # a backlog: let another worker start on it
         return start, batch
