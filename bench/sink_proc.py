@@ -6,8 +6,9 @@ Usage: ``python bench/sink_proc.py [--latency SECONDS] [--accept-only]``. Starts
 ``{"url": ..., "control": ...}`` on stdout, and serves until stdin closes.
 
 ``--accept-only`` serves a plain ``http.server`` instead, which reads each body and answers
-200 without parsing it (messages are counted by their ``"messageId"`` keys): a sink that
-costs this machine next to no CPU, as a remote endpoint would. The Sink parses and checks
+200 (after ``--latency``) without parsing it (messages are counted by their
+``"messageId"`` keys): a sink that costs this machine next to no CPU, as a remote
+endpoint would. The Sink parses and checks
 every message, which on a 2-core machine keeps one core busy through a burst's delivery.
 
 The control endpoint (plain HTTP on 127.0.0.1):
@@ -25,6 +26,7 @@ sink's own record of them, so memory stays flat however many messages arrive.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import socket
 import sys
@@ -37,6 +39,8 @@ from urllib.parse import parse_qs, urlsplit
 from otel_segment.sink import Sink
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from otel_segment.sink import ReceivedRequest
 
 
@@ -120,7 +124,7 @@ def _control_handler(counter: Counter) -> type[BaseHTTPRequestHandler]:
     return Control
 
 
-def _accepting_handler(counter: Counter) -> type[BaseHTTPRequestHandler]:
+def _accepting_handler(counter: Counter, latency: float) -> type[BaseHTTPRequestHandler]:
     class Accept(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
@@ -131,6 +135,8 @@ def _accepting_handler(counter: Counter) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
             counter.add(body.count(b'"messageId"'))
+            if latency:
+                time.sleep(latency)
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", "16")
@@ -143,6 +149,19 @@ def _accepting_handler(counter: Counter) -> type[BaseHTTPRequestHandler]:
     return Accept
 
 
+@contextlib.contextmanager
+def _serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """Serve *handler* on 127.0.0.1 from a thread of its own; its URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def main() -> None:
     """Serve a sink and its control endpoint until stdin closes."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -150,28 +169,17 @@ def main() -> None:
     parser.add_argument("--accept-only", action="store_true", help="answer without parsing")
     args = parser.parse_args()
     counter = Counter()
-    control = ThreadingHTTPServer(("127.0.0.1", 0), _control_handler(counter))
-    control.daemon_threads = True
-    threading.Thread(target=control.serve_forever, daemon=True).start()
-    port = control.server_address[1]
-    if args.accept_only:
-        accept = ThreadingHTTPServer(("127.0.0.1", 0), _accepting_handler(counter))
-        accept.daemon_threads = True
-        threading.Thread(target=accept.serve_forever, daemon=True).start()
-        url = f"http://127.0.0.1:{accept.server_address[1]}"
-        print(json.dumps({"url": url, "control": f"http://127.0.0.1:{port}"}), flush=True)
-        sys.stdin.read()
-        accept.shutdown()
-        accept.server_close()
-        control.shutdown()
-        control.server_close()
-        return
-    with Sink(latency_seconds=args.latency, on_batch=counter.on_batch) as sink:
-        counter.sink = sink
-        print(json.dumps({"url": sink.url, "control": f"http://127.0.0.1:{port}"}), flush=True)
+    with contextlib.ExitStack() as stack:
+        control = stack.enter_context(_serving(_control_handler(counter)))
+        if args.accept_only:
+            url = stack.enter_context(_serving(_accepting_handler(counter, args.latency)))
+        else:
+            sink = stack.enter_context(
+                Sink(latency_seconds=args.latency, on_batch=counter.on_batch)
+            )
+            counter.sink, url = sink, sink.url
+        print(json.dumps({"url": url, "control": control}), flush=True)
         sys.stdin.read()  # until the orchestrator closes our stdin (or dies)
-    control.shutdown()
-    control.server_close()
 
 
 if __name__ == "__main__":
