@@ -230,23 +230,31 @@ def aflush_stalls(rounds: int) -> dict[str, float]:
     for sink_name, accept_only in (("", True), ("checking_sink_", False)):
         with SinkProcess(accept_only=accept_only) as sink:
             for _ in range(rounds):
-                for prefix, awaited in (("aflush_", True), ("no_flush_", False)):
-                    client = otel_segment.Client(
-                        "bench-key", host=sink.url, max_queue_size=BURST * 2
-                    )
-                    try:
-                        found = asyncio.run(_stalls(client, awaited=awaited))
-                        delivered = client.stats()["delivered"]
-                    finally:
-                        client.shutdown(30)
-                    if delivered != BURST:
-                        raise RuntimeError(f"{delivered} of {BURST} delivered")
-                    for key, value in found.items():
-                        name = sink_name + prefix + key
-                        result[name] = max(result.get(name, 0.0), value)
-                name = sink_name + "floor_longest_gap_ms"
-                result[name] = max(result.get(name, 0.0), asyncio.run(_floor(sink.url)))
+                found = {
+                    **_prefixed("aflush_", _delivered_stalls(sink.url, awaited=True)),
+                    **_prefixed("no_flush_", _delivered_stalls(sink.url, awaited=False)),
+                    "floor_longest_gap_ms": asyncio.run(_floor(sink.url)),
+                }
+                for key, value in _prefixed(sink_name, found).items():
+                    result[key] = max(result.get(key, 0.0), value)
     return result
+
+
+def _delivered_stalls(url: str, *, awaited: bool) -> dict[str, float]:
+    """:func:`_stalls` of a fresh client, which must deliver the whole burst."""
+    client = otel_segment.Client("bench-key", host=url, max_queue_size=BURST * 2)
+    try:
+        found = asyncio.run(_stalls(client, awaited=awaited))
+        delivered = client.stats()["delivered"]
+    finally:
+        client.shutdown(30)
+    if delivered != BURST:
+        raise RuntimeError(f"{delivered} of {BURST} delivered")
+    return found
+
+
+def _prefixed(prefix: str, figures: dict[str, float]) -> dict[str, float]:
+    return {prefix + key: value for key, value in figures.items()}
 
 
 def _tracer(record_kinds: Iterable[SpanKind], client: otel_segment.Client) -> Tracer:
